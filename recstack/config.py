@@ -1,0 +1,64 @@
+"""Loading frozen config dataclasses from the YAML files in `tfx_config/`.
+
+A config file is a mapping of section names (`generate`, `ingest`, `train`, `export`, `serve`)
+to mappings of field values. Each stage owns a frozen dataclass; `load_section` builds it from
+one section and rejects unknown keys, so a typo in YAML fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+#: The configuration used by `make demo` and by the CLI when `--config` is not given.
+DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tfx_config", "demo.yaml"
+)
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    """Reads a YAML mapping; raises ValueError naming the file when it is not a mapping."""
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
+    """Builds dataclass `cls` from `values`, rejecting keys that are not fields.
+
+    Tuple-typed fields accept YAML lists.
+
+    Raises:
+      ValueError: a key is not a field of `cls` (the message lists the valid ones).
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{where or cls.__name__}: unknown key(s) {unknown}; valid keys are {sorted(fields)}"
+        )
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def load_section(path: str | None, section: str, cls: type[T], **overrides: Any) -> T:
+    """Returns `cls` built from `section` of the YAML file at `path`, then `overrides`.
+
+    Args:
+      path: YAML file; None uses `DEFAULT_CONFIG`.
+      section: Top-level key; a missing section gives the dataclass defaults.
+      cls: Frozen dataclass type.
+      **overrides: Field values that win over the file (None values are ignored, so unset CLI
+        flags fall through to the file).
+    """
+    path = path or DEFAULT_CONFIG
+    values = dict(read_yaml(path).get(section) or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(cls, values, where=f"{path} [{section}]")

@@ -1,0 +1,181 @@
+"""The feature contract: every name, dtype and file name shared by Beam, trainer and serving.
+
+Beam jobs write what this module names, the trainer parses it with `tf_parse_spec`, the export
+step names its signature inputs and outputs from it, and the server and client speak it. Change a
+name here and every stage follows; nothing else in the code base spells these strings.
+
+Importing this module touches no file, network or TensorFlow (TensorFlow is imported lazily by
+`tf_parse_spec` only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+# --- Raw input columns (the data contract of DESIGN.md) -------------------------------------
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+TIMESTAMP = "timestamp"
+EVENT = "event"
+VALUE = "value"
+
+TITLE = "title"
+DESCRIPTION = "description"
+CATEGORIES = "categories"
+
+#: Separator accepted for categories given as one string ("jazz|blues").
+CATEGORY_SEPARATOR = "|"
+
+#: Event types the generator emits; the ingestion accepts any non-empty event string.
+EVENT_TYPES = ("view", "click", "purchase")
+
+DTYPE_STRING = "string"
+DTYPE_INT64 = "int64"
+DTYPE_FLOAT32 = "float32"
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One feature of a `tf.train.Example`.
+
+    Attributes:
+      name: Feature key in the Example and in the trainer's feature dict.
+      dtype: One of "string", "int64", "float32".
+      var_len: True for a list feature of any length (parsed as a dense, padded tensor).
+      default: Value used when a fixed-length feature is absent; None makes it required.
+    """
+
+    name: str
+    dtype: str
+    var_len: bool = False
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in (DTYPE_STRING, DTYPE_INT64, DTYPE_FLOAT32):
+            raise ValueError(
+                f"Feature {self.name!r} has dtype {self.dtype!r}; use 'string', 'int64' or "
+                "'float32'"
+            )
+
+
+#: One interaction per Example in the train/eval TFRecords.
+INTERACTION_FEATURES: tuple[Feature, ...] = (
+    Feature(USER_ID, DTYPE_STRING),
+    Feature(ITEM_ID, DTYPE_STRING),
+    Feature(TIMESTAMP, DTYPE_INT64),
+    Feature(EVENT, DTYPE_STRING),
+    Feature(VALUE, DTYPE_FLOAT32, default=0.0),
+)
+
+#: One catalog item per Example in the item-corpus TFRecords (includes cold items).
+ITEM_FEATURES: tuple[Feature, ...] = (
+    Feature(ITEM_ID, DTYPE_STRING),
+    Feature(TITLE, DTYPE_STRING, default=""),
+    Feature(DESCRIPTION, DTYPE_STRING, default=""),
+    Feature(CATEGORIES, DTYPE_STRING, var_len=True),
+)
+
+
+def tf_parse_spec(features: tuple[Feature, ...]) -> dict[str, Any]:
+    """Returns the `tf.io.parse_example` spec for `features`.
+
+    Fixed-length features parse to shape `[batch]`; var-len features to a `tf.RaggedTensor` of
+    shape `[batch, None]`.
+    """
+    import tensorflow as tf  # Lazy: Beam workers and the CLI's --help need no TensorFlow.
+
+    tf_dtypes = {DTYPE_STRING: tf.string, DTYPE_INT64: tf.int64, DTYPE_FLOAT32: tf.float32}
+    spec: dict[str, Any] = {}
+    for feature in features:
+        dtype = tf_dtypes[feature.dtype]
+        if feature.var_len:
+            spec[feature.name] = tf.io.RaggedFeature(dtype)
+        else:
+            spec[feature.name] = tf.io.FixedLenFeature([], dtype, default_value=feature.default)
+    return spec
+
+
+# --- Files written by `recstack generate` -----------------------------------------------------
+RAW_INTERACTIONS_FILE = "interactions.jsonl"
+RAW_ITEMS_FILE = "items.jsonl"
+#: The planted structure (topics of users and items), for tests and quality benchmarks.
+RAW_TRUTH_FILE = "truth.json"
+
+# --- Files written by `recstack ingest` (all under one data directory) ------------------------
+TRAIN_PREFIX = "train"
+EVAL_PREFIX = "eval"
+ITEMS_PREFIX = "items"
+TFRECORD_SUFFIX = ".tfrecord.gz"
+USER_VOCAB_FILE = "vocab_user_id.tsv"
+ITEM_VOCAB_FILE = "vocab_item_id.tsv"
+STATS_FILE = "stats.json"
+DEAD_LETTER_PREFIX = "dead_letters"
+DEAD_LETTER_SUFFIX = ".jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataLayout:
+    """Paths of one ingested data directory (local path or `gs://...`)."""
+
+    root: str
+
+    def pattern(self, prefix: str) -> str:
+        """Glob of the TFRecord shards written under `prefix` (e.g. `TRAIN_PREFIX`)."""
+        return os.path.join(self.root, f"{prefix}-*{TFRECORD_SUFFIX}")
+
+    @property
+    def train_pattern(self) -> str:
+        return self.pattern(TRAIN_PREFIX)
+
+    @property
+    def eval_pattern(self) -> str:
+        return self.pattern(EVAL_PREFIX)
+
+    @property
+    def items_pattern(self) -> str:
+        return self.pattern(ITEMS_PREFIX)
+
+    @property
+    def user_vocab(self) -> str:
+        return os.path.join(self.root, USER_VOCAB_FILE)
+
+    @property
+    def item_vocab(self) -> str:
+        return os.path.join(self.root, ITEM_VOCAB_FILE)
+
+    @property
+    def stats(self) -> str:
+        return os.path.join(self.root, STATS_FILE)
+
+    @property
+    def dead_letter_pattern(self) -> str:
+        return os.path.join(self.root, f"{DEAD_LETTER_PREFIX}-*{DEAD_LETTER_SUFFIX}")
+
+
+# --- Keys of stats.json ------------------------------------------------------------------------
+STAT_ROWS_IN = "rows_in"
+STAT_ROWS_WRITTEN = "rows_written"
+STAT_DEAD_LETTERS = "dead_letters"
+STAT_TRAIN_ROWS = "train_rows"
+STAT_EVAL_ROWS = "eval_rows"
+STAT_USERS = "users"
+STAT_ITEMS = "items"
+STAT_CATALOG_ITEMS = "catalog_items"
+STAT_CATALOG_DEAD_LETTERS = "catalog_dead_letters"
+STAT_SPLIT_TIMESTAMP = "split_timestamp"
+
+# --- Serving contract ----------------------------------------------------------------------------
+MODEL_RETRIEVAL = "retrieval"
+MODEL_RANKING = "ranking"
+MODEL_RECOMMENDER = "recommender"
+SERVING_SIGNATURE = "serving_default"
+#: Signature input: user ids, string tensor of shape [batch].
+INPUT_USER_ID = USER_ID
+#: Signature outputs, each of shape [batch, k].
+OUTPUT_ITEM_IDS = "item_ids"
+OUTPUT_SCORES = "scores"
+OUTPUT_TITLES = "titles"
+#: Written beside saved_model.pb in every exported version.
+EXPORT_METADATA_FILE = "recstack_metadata.json"
