@@ -19,7 +19,9 @@ setup(
     version="0.1.0",
     description="A production recommender stack on TensorFlow Recommenders",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["recstack*", "beam_jobs*", "trainer*", "serving*", "pipeline*"]),
+    packages=find_packages(
+        include=["recstack*", "beam_jobs*", "trainer*", "serving*", "pipeline*"]
+    ),
     install_requires=runtime_requirements(),
     entry_points={"console_scripts": ["recstack=recstack.cli:main"]},
 )

@@ -1,0 +1,73 @@
+"""Configuration of the ingestion job (section `ingest` of the YAML files in `tfx_config/`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+#: Seconds per day, for turning `eval_days` into a timestamp offset.
+SECONDS_PER_DAY = 86400
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    """How raw interaction logs and the item catalog become training data.
+
+    Attributes:
+      eval_days: Length of the evaluation window in days. Interactions with
+        `timestamp >= max_timestamp - eval_days * 86400` form the eval split, where
+        `max_timestamp` is the latest valid interaction; the rest is the train split.
+      split_timestamp: Absolute cutoff in epoch seconds (eval is `timestamp >= split_timestamp`);
+        when set it overrides `eval_days`, which makes splits reproducible as data grows.
+      strict_catalog: Send interactions whose `item_id` is not in the catalog to the dead
+        letters. When False they are kept (the item then has no text features).
+      direct_num_workers: Worker processes of the local DirectRunner (ignored by other runners).
+      num_shards: TFRecord shards per split; 0 lets the runner choose.
+    """
+
+    eval_days: float = 7.0
+    split_timestamp: int | None = None
+    strict_catalog: bool = True
+    direct_num_workers: int = 2
+    num_shards: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.eval_days, bool) or not isinstance(self.eval_days, int | float):
+            raise ValueError(
+                f"ingest.eval_days={self.eval_days!r} is not a number; set it to the length of "
+                "the eval window in days, e.g. 7"
+            )
+        if not math.isfinite(self.eval_days) or self.eval_days <= 0:
+            raise ValueError(
+                f"ingest.eval_days={self.eval_days!r} must be a positive number of days; set it "
+                "to e.g. 7, or set ingest.split_timestamp for an absolute cutoff"
+            )
+        if self.split_timestamp is not None and (
+            isinstance(self.split_timestamp, bool)
+            or not isinstance(self.split_timestamp, int)
+            or self.split_timestamp < 0
+        ):
+            raise ValueError(
+                f"ingest.split_timestamp={self.split_timestamp!r} must be a non-negative integer "
+                "of epoch seconds (e.g. 1700000000), or null to split by eval_days"
+            )
+        if not isinstance(self.strict_catalog, bool):
+            raise ValueError(f"ingest.strict_catalog={self.strict_catalog!r} must be true or false")
+        if (
+            isinstance(self.direct_num_workers, bool)
+            or not isinstance(self.direct_num_workers, int)
+            or self.direct_num_workers < 1
+        ):
+            raise ValueError(
+                f"ingest.direct_num_workers={self.direct_num_workers!r} must be an integer >= 1; "
+                "set it to the number of local worker processes, e.g. 2"
+            )
+        if (
+            isinstance(self.num_shards, bool)
+            or not isinstance(self.num_shards, int)
+            or self.num_shards < 0
+        ):
+            raise ValueError(
+                f"ingest.num_shards={self.num_shards!r} must be an integer >= 0; use 0 to let "
+                "the runner choose"
+            )

@@ -1,0 +1,295 @@
+"""The ingestion job: raw JSON Lines logs + item catalog -> TFRecords, vocabularies, stats.
+
+Run it locally (DirectRunner, several processes):
+
+    python -m beam_jobs.ingest --interactions data/interactions.jsonl \
+        --items data/items.jsonl --output out/data
+
+or on Dataflow by adding Beam options, which pass through unchanged:
+
+    python -m beam_jobs.ingest --interactions 'gs://b/raw/*.jsonl' --items gs://b/items.jsonl \
+        --output gs://b/data --runner DataflowRunner --project p --region r \
+        --temp_location gs://b/tmp
+
+The output directory then holds the files named by `recstack.features.DataLayout`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineResult, PipelineState
+
+from beam_jobs import stats as stats_lib
+from beam_jobs.config import IngestConfig
+from beam_jobs.dead_letters import (
+    SOURCE_CATALOG,
+    SOURCE_INTERACTIONS,
+    CheckResult,
+    WriteDeadLetters,
+)
+from beam_jobs.dedupe import DropDuplicateItems
+from beam_jobs.examples import WriteExamples
+from beam_jobs.known_items import DropUnknownItems, row_of
+from beam_jobs.parse import ParseCatalog, ParseInteractions
+from beam_jobs.split import SplitByTime
+from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary
+from recstack import config as config_lib
+from recstack import features
+
+logger = logging.getLogger(__name__)
+
+#: Section of the YAML config that holds `IngestConfig`.
+CONFIG_SECTION = "ingest"
+
+
+class Ingest(beam.PTransform):
+    """The whole ingestion as one composite transform, applied to the pipeline.
+
+    Parses and validates interactions and catalog, drops duplicate catalog items and (with
+    `strict_catalog`) interactions of unknown items, splits by time, and writes train/eval
+    examples, the item corpus (every catalog item, cold ones included), user and item
+    vocabularies from the train split, dead letters and stats.json under `output_dir`.
+    Returns a PCollection of one element, the stats dict.
+    """
+
+    def __init__(self, config: IngestConfig, interactions: str, items: str, output_dir: str):
+        """Args:
+        config: The job's configuration.
+        interactions: Path or glob of the JSON Lines interaction files (local or `gs://`).
+        items: Path or glob of the JSON Lines catalog files.
+        output_dir: Data directory for the outputs (local or `gs://`).
+        """
+        super().__init__()
+        self._config = config
+        self._interactions = interactions
+        self._items = items
+        self._output_dir = output_dir
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        config, output = self._config, self._output_dir
+        layout = features.DataLayout(output)
+        interactions = pbegin | "ParseInteractions" >> ParseInteractions(self._interactions)
+        catalog = pbegin | "ParseCatalog" >> ParseCatalog(self._items)
+        items = catalog.rows | "DropDuplicateItems" >> DropDuplicateItems()
+        known = self._check_items(interactions.rows, items.rows)
+        split = known.rows | "SplitByTime" >> SplitByTime(config.eval_days, config.split_timestamp)
+        _ = split.train | "WriteTrainExamples" >> WriteExamples(
+            output, features.TRAIN_PREFIX, features.INTERACTION_FEATURES, config.num_shards
+        )
+        _ = split.eval | "WriteEvalExamples" >> WriteExamples(
+            output, features.EVAL_PREFIX, features.INTERACTION_FEATURES, config.num_shards
+        )
+        _ = items.rows | "WriteItemCorpus" >> WriteExamples(
+            output, features.ITEMS_PREFIX, features.ITEM_FEATURES, config.num_shards
+        )
+        users = split.train | "ComputeUserVocabulary" >> ComputeVocabulary(features.USER_ID)
+        train_items = split.train | "ComputeItemVocabulary" >> ComputeVocabulary(features.ITEM_ID)
+        _ = users | "WriteUserVocabulary" >> WriteVocabulary(layout.user_vocab)
+        _ = train_items | "WriteItemVocabulary" >> WriteVocabulary(layout.item_vocab)
+        interaction_dead = (
+            interactions.dead_letters,
+            known.dead_letters,
+        ) | "CollectInteractionDeadLetters" >> beam.Flatten()
+        catalog_dead = (
+            catalog.dead_letters,
+            items.dead_letters,
+        ) | "CollectCatalogDeadLetters" >> beam.Flatten()
+        _ = (interaction_dead, catalog_dead) | "WriteDeadLetters" >> WriteDeadLetters(output)
+        counted = {
+            features.STAT_ROWS_IN: interactions.lines,
+            features.STAT_DEAD_LETTERS: interaction_dead,
+            features.STAT_TRAIN_ROWS: split.train,
+            features.STAT_EVAL_ROWS: split.eval,
+            features.STAT_USERS: users,
+            features.STAT_ITEMS: train_items,
+            features.STAT_CATALOG_ITEMS: items.rows,
+            features.STAT_CATALOG_DEAD_LETTERS: catalog_dead,
+        }
+        return counted | "WriteStats" >> stats_lib.WriteStats(output, split.split_timestamp)
+
+    def _check_items(self, interactions: beam.PCollection, items: beam.PCollection) -> CheckResult:
+        if self._config.strict_catalog:
+            return interactions | "DropUnknownItems" >> DropUnknownItems(items)
+        rows = interactions | "KeepUnknownItems" >> beam.Map(row_of)
+        return CheckResult(rows, interactions.pipeline | "NoUnknownItemLetters" >> beam.Create([]))
+
+
+def _has_flag(args: list[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in args)
+
+
+def pipeline_options(config: IngestConfig, beam_args: list[str] | None = None) -> PipelineOptions:
+    """Returns the Beam options of an ingestion run.
+
+    Args:
+      config: Supplies `direct_num_workers` for the local default.
+      beam_args: Beam command-line options, passed through unchanged. Without `--runner`, the
+        job runs on the DirectRunner in `multi_processing` mode with
+        `config.direct_num_workers` processes; each of those three defaults applies only when
+        `beam_args` does not set the option itself (so `--direct_running_mode=in_memory`
+        works).
+    """
+    args = list(beam_args or [])
+    defaults: list[str] = []
+    if not _has_flag(args, "--runner"):
+        defaults.append("--runner=DirectRunner")
+        if not _has_flag(args, "--direct_running_mode"):
+            defaults.append("--direct_running_mode=multi_processing")
+        if not _has_flag(args, "--direct_num_workers"):
+            defaults.append(f"--direct_num_workers={config.direct_num_workers}")
+    return PipelineOptions(defaults + args)
+
+
+def previous_outputs(output_dir: str) -> list[str]:
+    """Returns the files of an earlier ingestion in `output_dir` (shards, vocabularies, stats).
+
+    Stale shards would otherwise mix with new ones under the same glob when the shard count
+    changes between runs.
+    """
+    layout = features.DataLayout(output_dir)
+    patterns = [
+        layout.train_pattern,
+        layout.eval_pattern,
+        layout.items_pattern,
+        layout.dead_letter_pattern,
+        layout.user_vocab,
+        layout.item_vocab,
+        layout.stats,
+    ]
+    return [
+        metadata.path for match in FileSystems.match(patterns) for metadata in match.metadata_list
+    ]
+
+
+def read_stats(output_dir: str) -> dict[str, Any]:
+    """Returns the stats.json of the data directory `output_dir` (local or `gs://`)."""
+    with FileSystems.open(features.DataLayout(output_dir).stats) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def _log_counters(result: PipelineResult) -> None:
+    """Logs the per-outcome counters of the parse and check steps (e.g. dead letters by kind)."""
+    namespaces = [SOURCE_INTERACTIONS, SOURCE_CATALOG]
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespaces(namespaces))
+    except NotImplementedError:
+        logger.info("This runner reports no metrics; the counts are in stats.json")
+        return
+    for counter in sorted(counters["counters"], key=lambda c: str(c.key.metric)):
+        value = counter.committed if counter.committed is not None else counter.attempted
+        logger.info("  %s.%s: %s", counter.key.metric.namespace, counter.key.metric.name, value)
+
+
+def run_ingest(
+    config: IngestConfig,
+    interactions: str,
+    items: str,
+    output_dir: str,
+    beam_args: list[str] | None = None,
+) -> dict[str, Any]:
+    """Runs the ingestion job to completion and returns its stats.
+
+    Files of an earlier ingestion in `output_dir` are deleted first (and logged), so the
+    directory afterwards holds exactly this run's outputs.
+
+    Args:
+      config: The job's configuration.
+      interactions: Path or glob of the JSON Lines interaction files (local or `gs://`).
+      items: Path or glob of the JSON Lines catalog files.
+      output_dir: Data directory for the outputs (local or `gs://`).
+      beam_args: Beam options, e.g. `["--runner", "DataflowRunner", "--project", "p", ...]`;
+        see `pipeline_options` for the local defaults.
+
+    Returns:
+      The stats.json dict, keyed by the `features.STAT_*` names.
+
+    Raises:
+      OSError: no file matches `interactions` or `items`.
+      RuntimeError: the pipeline did not finish, or rows were lost
+        (`rows_in != rows_written + dead_letters`).
+    """
+    pipeline = beam.Pipeline(options=pipeline_options(config, beam_args))
+    # Building the graph checks that the input patterns match files, before anything is deleted.
+    _ = pipeline | "Ingest" >> Ingest(config, interactions, items, output_dir)
+    stale = previous_outputs(output_dir)
+    if stale:
+        logger.info("Removing %d files of a previous ingestion from %s", len(stale), output_dir)
+        FileSystems.delete(stale)
+    logger.info(
+        "Ingesting interactions %s and catalog %s into %s (%s)",
+        interactions,
+        items,
+        output_dir,
+        config,
+    )
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state != PipelineState.DONE:
+        raise RuntimeError(f"the ingestion pipeline ended in state {state}; see the runner's log")
+    _log_counters(result)
+    stats = read_stats(output_dir)
+    logger.info(
+        "Ingested %d interaction rows: %d train, %d eval, %d dead letters; %d users and %d items "
+        "in train; %d catalog items, %d catalog dead letters; split at %s. Wrote %s",
+        stats[features.STAT_ROWS_IN],
+        stats[features.STAT_TRAIN_ROWS],
+        stats[features.STAT_EVAL_ROWS],
+        stats[features.STAT_DEAD_LETTERS],
+        stats[features.STAT_USERS],
+        stats[features.STAT_ITEMS],
+        stats[features.STAT_CATALOG_ITEMS],
+        stats[features.STAT_CATALOG_DEAD_LETTERS],
+        stats[features.STAT_SPLIT_TIMESTAMP],
+        output_dir,
+    )
+    stats_lib.check_row_accounting(stats)
+    return stats
+
+
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry: parses the job's flags, hands the rest to Beam, runs the job.
+
+    Args:
+      argv: Arguments without the program name; None reads `sys.argv`.
+
+    Returns:
+      The stats dict of `run_ingest`.
+
+    Raises:
+      ValueError: `--eval-days` is given while the config sets `split_timestamp`.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--interactions", required=True, help="Path or glob of JSONL files.")
+    parser.add_argument("--items", required=True, help="Path or glob of the JSONL catalog.")
+    parser.add_argument("--output", required=True, help="Output data directory (or gs://).")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help=f"YAML config; its '{CONFIG_SECTION}' section is used "
+        f"(default: {config_lib.DEFAULT_CONFIG}).",
+    )
+    parser.add_argument("--eval-days", type=float, default=None, help="Overrides ingest.eval_days.")
+    args, beam_args = parser.parse_known_args(argv)
+    config = config_lib.load_section(
+        args.config, CONFIG_SECTION, IngestConfig, eval_days=args.eval_days
+    )
+    if args.eval_days is not None and config.split_timestamp is not None:
+        raise ValueError(
+            f"--eval-days {args.eval_days} has no effect: the config sets "
+            f"{CONFIG_SECTION}.split_timestamp={config.split_timestamp}, which overrides it; "
+            "drop --eval-days or set split_timestamp to null"
+        )
+    return run_ingest(config, args.interactions, args.items, args.output, beam_args)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run()

@@ -1,0 +1,123 @@
+"""stats.json: the row accounting of one ingestion, computed inside the pipeline.
+
+Every count is the size of a PCollection (not a metrics counter, which some runners report
+approximately), so the accounting `rows_in == rows_written + dead_letters` is exact and can be
+checked after the run by `check_row_accounting`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apache_beam as beam
+
+from recstack import features
+
+#: Stats that are the element count of one PCollection, in stats.json's key order.
+COUNTED_STATS = (
+    features.STAT_ROWS_IN,
+    features.STAT_DEAD_LETTERS,
+    features.STAT_TRAIN_ROWS,
+    features.STAT_EVAL_ROWS,
+    features.STAT_USERS,
+    features.STAT_ITEMS,
+    features.STAT_CATALOG_ITEMS,
+    features.STAT_CATALOG_DEAD_LETTERS,
+)
+
+
+def _camel(key: str) -> str:
+    return "".join(part.title() for part in key.split("_"))
+
+
+def _keyed(value: Any, key: str) -> tuple[str, Any]:
+    return key, value
+
+
+def finish_stats(counts: dict[str, int], split_timestamp: int | None) -> dict[str, Any]:
+    """Returns the stats dict from the counted stats and the split cutoff.
+
+    Adds `STAT_ROWS_WRITTEN` (train + eval rows) and `STAT_SPLIT_TIMESTAMP`.
+
+    Raises:
+      ValueError: `counts` lacks a key of `COUNTED_STATS`.
+    """
+    missing = [key for key in COUNTED_STATS if key not in counts]
+    if missing:
+        raise ValueError(f"stats lack the counts {missing}; got {sorted(counts)}")
+    rows_written = counts[features.STAT_TRAIN_ROWS] + counts[features.STAT_EVAL_ROWS]
+    stats: dict[str, Any] = {
+        features.STAT_ROWS_IN: counts[features.STAT_ROWS_IN],
+        features.STAT_ROWS_WRITTEN: rows_written,
+    }
+    stats.update({key: counts[key] for key in COUNTED_STATS})
+    stats[features.STAT_SPLIT_TIMESTAMP] = split_timestamp
+    return stats
+
+
+def to_json(stats: dict[str, Any]) -> str:
+    """Serializes stats as indented JSON text ending in a newline."""
+    return json.dumps(stats, indent=2) + "\n"
+
+
+def check_row_accounting(stats: dict[str, Any]) -> None:
+    """Checks that every interaction line read was either written or dead-lettered.
+
+    Raises:
+      RuntimeError: `rows_in != rows_written + dead_letters`; the message gives the numbers.
+    """
+    rows_in = stats[features.STAT_ROWS_IN]
+    written = stats[features.STAT_ROWS_WRITTEN]
+    dead = stats[features.STAT_DEAD_LETTERS]
+    if rows_in != written + dead:
+        raise RuntimeError(
+            f"ingestion lost track of rows: {features.STAT_ROWS_IN}={rows_in} but "
+            f"{features.STAT_ROWS_WRITTEN}={written} + {features.STAT_DEAD_LETTERS}={dead} = "
+            f"{written + dead}; this is a bug in beam_jobs, please report it with the input"
+        )
+
+
+class WriteStats(beam.PTransform):
+    """Counts PCollections and writes the stats as one JSON file, `<output_dir>/stats.json`.
+
+    Applied to a dict mapping every key of `COUNTED_STATS` to the PCollection whose size is
+    that stat; returns a PCollection of one element, the stats dict.
+    """
+
+    def __init__(self, output_dir: str, split_timestamp: beam.PCollection) -> None:
+        """Args:
+        output_dir: Data directory (local path or `gs://...`).
+        split_timestamp: Singleton PCollection with the train/eval cutoff (or None).
+        """
+        super().__init__()
+        self._path = features.DataLayout(output_dir).stats
+        self._split_timestamp = split_timestamp
+
+    def expand(self, counted: dict[str, beam.PCollection]) -> beam.PCollection:
+        if set(counted) != set(COUNTED_STATS):
+            raise ValueError(
+                f"WriteStats needs exactly the PCollections {list(COUNTED_STATS)}; got "
+                f"{sorted(counted)}"
+            )
+        counts = [
+            counted[key]
+            | f"Count{_camel(key)}" >> beam.combiners.Count.Globally()
+            | f"Key{_camel(key)}" >> beam.Map(_keyed, key)
+            for key in COUNTED_STATS
+        ]
+        stats = (
+            counts
+            | "FlattenCounts" >> beam.Flatten()
+            | "CollectCounts" >> beam.combiners.ToDict()
+            | "Finish" >> beam.Map(finish_stats, beam.pvalue.AsSingleton(self._split_timestamp))
+        )
+        _ = (
+            stats
+            | "ToJson" >> beam.Map(to_json)
+            | "Write"
+            >> beam.io.WriteToText(
+                self._path, shard_name_template="", num_shards=1, append_trailing_newlines=False
+            )
+        )
+        return stats

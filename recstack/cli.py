@@ -1,0 +1,166 @@
+"""`recstack`: one command line for every stage of the stack.
+
+    recstack generate --output DIR            synthetic logs + catalog with planted structure
+    recstack ingest --interactions ... --items ... --output DIR [-- beam options]
+    recstack train --data DIR --run-dir DIR   TFRS two-tower retrieval, TensorBoard, checkpoints
+    recstack export --run-dir DIR --model-base-path DIR
+    recstack serve --model-base-path DIR --port 8500
+    recstack query --target HOST:PORT --user-id U [--user-id V] --k 10
+    recstack demo --workdir DIR               all of the above, end to end
+
+Stage modules are imported inside each command, so `recstack --help` starts instantly and
+TensorFlow is loaded only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from recstack import features as F
+from recstack.config import load_section
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from recstack import synthetic
+
+    config = load_section(
+        args.config, "generate", synthetic.SyntheticConfig,
+        num_users=args.num_users, num_items=args.num_items, seed=args.seed,
+        malformed_fraction=args.malformed_fraction,
+    )  # fmt: skip
+    data = synthetic.generate(config, progress=True)
+    paths = synthetic.write(data, args.output)
+    print(f"wrote {len(data.interaction_lines)} interaction rows, {len(data.items)} items:")
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+
+
+def _ingest(args: argparse.Namespace, beam_args: list[str]) -> None:
+    from beam_jobs.config import IngestConfig
+    from beam_jobs.ingest import run_ingest
+
+    config = load_section(args.config, "ingest", IngestConfig, eval_days=args.eval_days)
+    stats = run_ingest(config, args.interactions, args.items, args.output, beam_args)
+    print(json.dumps(stats, indent=2, sort_keys=True))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from trainer.config import TrainConfig
+    from trainer.train import train
+
+    config = load_section(args.config, "train", TrainConfig, epochs=args.epochs)
+    result = train(config, args.data, args.run_dir, verbose=1)
+    print(json.dumps(result.metrics, indent=2))
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"TensorBoard: tensorboard --logdir {args.run_dir}/tensorboard")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from trainer.export import ExportConfig, export_retrieval
+
+    config = load_section(args.config, "export", ExportConfig, k=args.k)
+    print(export_retrieval(args.run_dir, args.model_base_path, config))
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from serving.config import ServeConfig
+    from serving.server import serve
+
+    config = load_section(args.config, "serve", ServeConfig, port=args.port, host=args.host)
+    serve(args.model_base_path, config)
+
+
+def _query(args: argparse.Namespace) -> None:
+    from serving.client import ServingClient
+
+    with ServingClient(args.target, timeout_s=args.timeout) as client:
+        results = client.recommend(args.user_id, args.k, model=args.model)
+    for user, recommendations in zip(args.user_id, results, strict=True):
+        print(f"user {user}:")
+        for rank, rec in enumerate(recommendations, start=1):
+            print(f"  {rank:3d}. {rec.item_id:<12} {rec.score:8.4f}  {rec.title}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from pipeline.demo import run_demo
+
+    run_demo(args.workdir, args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per stage."""
+    parser = argparse.ArgumentParser(prog="recstack", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="YAML config (default: tfx_config/demo.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write synthetic logs and catalog")
+    p.add_argument("--output", required=True, help="directory for the raw files")
+    p.add_argument("--num-users", type=int)
+    p.add_argument("--num-items", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--malformed-fraction", type=float, help="broken rows per valid row")
+    p.set_defaults(run=_generate)
+
+    p = sub.add_parser("ingest", help="Beam: raw logs -> TFRecords, vocabularies, stats")
+    p.add_argument("--interactions", required=True, help="JSONL file or glob (gs:// works)")
+    p.add_argument("--items", required=True, help="catalog JSONL file or glob")
+    p.add_argument("--output", required=True, help="output data directory")
+    p.add_argument("--eval-days", type=float, help="days at the end that form the eval split")
+    p.set_defaults(run=_ingest, beam=True)
+
+    p = sub.add_parser("train", help="train the TFRS retrieval model")
+    p.add_argument("--data", required=True, help="data directory written by ingest")
+    p.add_argument("--run-dir", required=True, help="checkpoints, TensorBoard logs, metrics")
+    p.add_argument("--epochs", type=int)
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("export", help="export a ScaNN retrieval SavedModel (TF Serving layout)")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--model-base-path", required=True)
+    p.add_argument("--k", type=int, help="items returned per query")
+    p.set_defaults(run=_export)
+
+    p = sub.add_parser("serve", help="serve the TensorFlow Serving gRPC API")
+    p.add_argument("--model-base-path", required=True)
+    p.add_argument("--port", type=int)
+    p.add_argument("--host")
+    p.set_defaults(run=_serve)
+
+    p = sub.add_parser("query", help="ask a server for recommendations over gRPC")
+    p.add_argument("--target", default="localhost:8500", help="host:port of the server")
+    p.add_argument("--model", default=F.MODEL_RETRIEVAL)
+    p.add_argument("--user-id", action="append", required=True, help="repeat for more users")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--timeout", type=float, default=10.0, help="deadline per request, seconds")
+    p.set_defaults(run=_query)
+
+    p = sub.add_parser("demo", help="generate -> ingest -> train -> export -> serve -> query")
+    p.add_argument("--workdir", default="demo_out")
+    p.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `recstack` console script."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Beam logs one INFO line per string type hint it cannot resolve; they say nothing useful.
+    logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
+    if getattr(args, "beam", False):
+        args.run(args, [a for a in rest if a != "--"])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

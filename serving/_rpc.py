@@ -1,0 +1,82 @@
+"""Shared plumbing of the servicers: turning failures into gRPC status codes as TF Serving does.
+
+TensorFlow Serving returns each `tensorflow::Status` as the gRPC status with the same code
+(TensorFlow's error codes are gRPC's), so a model error such as `InvalidArgumentError` reaches
+the client as INVALID_ARGUMENT with its message. Anything unexpected becomes INTERNAL and is
+logged with its traceback; the server keeps answering other requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from serving.registry import LoadedModel, ModelNotFoundError, ModelRegistry
+
+logger = logging.getLogger(__name__)
+
+Response = TypeVar("Response")
+
+_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class RpcAbort(Exception):
+    """Ends the current RPC with `code` and `details` (raised inside a servicer method)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def status_code_for(tf_error_code: int) -> grpc.StatusCode:
+    """The gRPC status code with TensorFlow error code `tf_error_code` (UNKNOWN if none)."""
+    return _CODES_BY_NUMBER.get(tf_error_code, grpc.StatusCode.UNKNOWN)
+
+
+def answer(rpc: str, handler: Callable[[], Response], context: grpc.ServicerContext) -> Response:
+    """Runs `handler` and returns its response, or aborts the RPC with the matching status.
+
+    `RpcAbort` gives its own code, `ModelNotFoundError` NOT_FOUND, and any other exception
+    INTERNAL (logged with its traceback, never re-raised, so one bad request cannot take the
+    server down).
+    """
+    try:
+        return handler()
+    except RpcAbort as e:
+        code, details = e.code, e.details
+    except ModelNotFoundError as e:
+        code, details = grpc.StatusCode.NOT_FOUND, str(e)
+    except Exception as e:
+        logger.exception("%s failed with an unexpected error", rpc)
+        code = grpc.StatusCode.INTERNAL
+        details = f"{rpc} failed: {type(e).__name__}: {e} (the server log has the traceback)"
+    logger.debug("%s failed: %s: %s", rpc, code.name, details)
+    context.abort(code, details)
+    raise AssertionError("context.abort returned")  # abort always raises; for type checkers.
+
+
+def resolve_model(registry: ModelRegistry, request: Any) -> LoadedModel:
+    """Returns the model `request.model_spec` names, checking the spec as TF Serving does.
+
+    Raises:
+      RpcAbort: INVALID_ARGUMENT when the request has no model_spec, no model name, or a
+        version_label (this server has no label configuration).
+      ModelNotFoundError: No such model or version is loaded.
+    """
+    if not request.HasField("model_spec"):
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+    spec = request.model_spec
+    if not spec.name:
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
+    if spec.WhichOneof("version_choice") == "version_label":
+        raise RpcAbort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"ModelSpec has version_label {spec.version_label!r}, but this server has no "
+            "version labels; set model_spec.version to a number or leave it unset for the newest",
+        )
+    version = spec.version.value if spec.HasField("version") else None
+    return registry.get(spec.name, version)

@@ -1,0 +1,80 @@
+"""Configuration of the model server: where it listens and how it handles load and shutdown."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+#: gRPC message sizes are signed 32-bit byte counts, so 2047 MiB is the most one can express.
+_MAX_MESSAGE_MB = 2047
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    """How `serving.server` listens and shuts down (the `serve` section of `tfx_config/`).
+
+    Attributes:
+      port: TCP port of the gRPC API; 8500 is TensorFlow Serving's gRPC port. 0 asks the
+        operating system for a free port (the bound port is reported at start).
+      host: Interface to bind; "0.0.0.0" listens on all IPv4 interfaces, "localhost" only
+        locally, "::" on all IPv6 interfaces.
+      max_workers: Threads answering RPCs concurrently (each runs one model call at a time).
+      grace_seconds: On SIGTERM/SIGINT, how long in-flight requests may still run before the
+        server cancels them.
+      max_message_mb: Largest request or response message, in MiB, the server accepts or sends
+        (gRPC's own default of 4 MiB is too small for large candidate batches).
+    """
+
+    port: int = 8500
+    host: str = "0.0.0.0"
+    max_workers: int = 8
+    grace_seconds: float = 5.0
+    max_message_mb: int = 64
+
+    def __post_init__(self) -> None:
+        _check_int("port", self.port)
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port={self.port} is outside 0..65535; use 8500, or 0 for any port")
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise ValueError(
+                f"host={self.host!r} is not a host name; use '0.0.0.0' (all interfaces) or "
+                "'localhost'"
+            )
+        _check_int("max_workers", self.max_workers)
+        if self.max_workers < 1:
+            raise ValueError(f"max_workers={self.max_workers} must be at least 1")
+        if isinstance(self.grace_seconds, bool) or not isinstance(self.grace_seconds, int | float):
+            raise TypeError(f"grace_seconds={self.grace_seconds!r} must be a number of seconds")
+        if not math.isfinite(self.grace_seconds) or self.grace_seconds < 0:
+            raise ValueError(
+                f"grace_seconds={self.grace_seconds} must be a finite number >= 0 (e.g. 5.0)"
+            )
+        _check_int("max_message_mb", self.max_message_mb)
+        if not 1 <= self.max_message_mb <= _MAX_MESSAGE_MB:
+            raise ValueError(
+                f"max_message_mb={self.max_message_mb} is outside 1..{_MAX_MESSAGE_MB} "
+                "(gRPC limits messages to 2 GiB); e.g. use 64"
+            )
+
+    @property
+    def max_message_bytes(self) -> int:
+        """`max_message_mb` in bytes, as gRPC's channel options take it."""
+        return self.max_message_mb * 1024 * 1024
+
+    @property
+    def address(self) -> str:
+        """`host:port` as gRPC binds it (IPv6 literals in brackets, e.g. `[::]:8500`)."""
+        return format_address(self.host, self.port)
+
+
+def format_address(host: str, port: int) -> str:
+    """Returns `host:port`, bracketing an IPv6 literal host (`[::1]:8500`)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def _check_int(name: str, value: object) -> None:
+    # bool is an int subclass; `port: true` in YAML is a mistake, not port 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}={value!r} must be an integer")

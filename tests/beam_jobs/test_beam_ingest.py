@@ -1,0 +1,295 @@
+"""End-to-end tests of the ingestion job on small JSON Lines inputs written by the tests.
+
+Expected outputs are computed here from the generated rows, not by the job's own functions.
+"""
+
+import collections
+import datetime
+import glob
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+from beam_jobs.config import IngestConfig
+from beam_jobs.ingest import pipeline_options, run, run_ingest
+from recstack import features
+
+DAY = 86400
+T0 = 1_700_000_000
+IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def _catalog():
+    """Returns (catalog lines, expected kept items by id, expected dead-letter raw lines)."""
+    items = {}
+    lines = []
+    for k in range(6):  # i5 has no interactions: a cold item that must reach the corpus.
+        record = {"item_id": f"i{k}", "title": f"Item {k}", "description": f"About {k}"}
+        if k % 2:
+            record["categories"] = f"c{k}|shared"
+        else:
+            record["categories"] = [f"c{k}", "shared"]
+        lines.append(json.dumps(record))
+        items[f"i{k}"] = (record["title"], record["description"], [f"c{k}", "shared"])
+    # A duplicate of i0 sorting before the original line is the record that must be kept.
+    duplicate = json.dumps({"item_id": "i0", "title": "Item 0 again"})
+    assert duplicate < lines[0]
+    lines.append(duplicate)
+    items["i0"] = ("Item 0 again", "", [])
+    bad = {"{broken": "invalid JSON", '{"title": "no id"}': "missing item_id"}
+    dead = {lines[0]: "duplicate item_id 'i0'", **bad}
+    return [*lines, "", *bad], items, dead
+
+
+def _interactions():
+    """Returns (lines per file, good rows as tuples, dead-letter reasons by raw line)."""
+    rows, lines = [], []
+    for n in range(30):
+        row = (f"u{n % 4}", f"i{n % 5}", T0 + n * DAY // 2, ("view", "click", "purchase")[n % 3])
+        value = float(n) / 4 if n % 5 else None
+        record = {"user_id": row[0], "item_id": row[1], "timestamp": row[2], "event": row[3]}
+        if n % 3 == 0:
+            moment = datetime.datetime.fromtimestamp(row[2], datetime.UTC)
+            record["timestamp"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if value is not None:
+            record["value"] = value
+        rows.append((*row, value or 0.0))
+        lines.append(json.dumps(record))
+    unknown = json.dumps({"user_id": "u1", "item_id": "i99", "timestamp": T0, "event": "click"})
+    bad = {
+        "not json": "invalid JSON",
+        unknown: "unknown item_id 'i99'",
+        json.dumps({"item_id": "i1", "timestamp": T0, "event": "view"}): "missing user_id",
+        '{"user_id": "u1", "item_id": "i1", "timestamp": 1, "event": "view", "value": NaN}': (
+            "value must be a finite number"
+        ),
+        json.dumps({"user_id": "u1", "item_id": "i1", "timestamp": "soon", "event": "v"}): (
+            "timestamp 'soon'"
+        ),
+    }
+    first = [*lines[:15], "", *list(bad)[:3]]
+    second = ["  ", *lines[15:], *list(bad)[3:]]
+    return [first, second], rows, bad
+
+
+def _write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    files, rows, bad = _interactions()
+    interaction_files = [_write(raw / f"log-{i}.jsonl", lines) for i, lines in enumerate(files)]
+    catalog_lines, items, catalog_dead = _catalog()
+    catalog_file = _write(raw / "items.jsonl", catalog_lines)
+    return {
+        "interactions": str(raw / "log-*.jsonl"),
+        "interaction_files": interaction_files,
+        "items": catalog_file,
+        "rows": rows,
+        "bad": bad,
+        "catalog": items,
+        "catalog_dead": catalog_dead,
+        "output": str(tmp_path / "data"),
+    }
+
+
+def _read_examples(pattern, feature_specs):
+    files = sorted(glob.glob(pattern))
+    assert files, f"no files match {pattern}"
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    if not records:
+        return {}
+    parsed = tf.io.parse_example(tf.constant(records), features.tf_parse_spec(feature_specs))
+    return {
+        name: (tensor.to_list() if isinstance(tensor, tf.RaggedTensor) else tensor.numpy().tolist())
+        for name, tensor in parsed.items()
+    }
+
+
+def _interaction_tuples(parsed):
+    if not parsed:
+        return []
+    columns = [parsed[f.name] for f in features.INTERACTION_FEATURES]
+    return sorted(
+        (user.decode(), item.decode(), ts, event.decode(), value)
+        for user, item, ts, event, value in zip(*columns, strict=True)
+    )
+
+
+def _vocab_text(values):
+    counts = collections.Counter(values)
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "".join(f"{token}\t{count}\n" for token, count in ordered)
+
+
+def _check_outputs(inputs, stats, eval_days=7.0):
+    """Checks every output of a strict-catalog run against independently computed values."""
+    layout = features.DataLayout(inputs["output"])
+    rows = inputs["rows"]
+    latest = max(row[2] for row in rows)
+    expected_eval = sorted(r for r in rows if r[2] >= latest - eval_days * DAY)
+    expected_train = sorted(r for r in rows if r[2] < latest - eval_days * DAY)
+    assert expected_train and expected_eval
+
+    train = _read_examples(layout.train_pattern, features.INTERACTION_FEATURES)
+    eval_ = _read_examples(layout.eval_pattern, features.INTERACTION_FEATURES)
+    assert _interaction_tuples(train) == expected_train
+    assert _interaction_tuples(eval_) == expected_eval
+
+    corpus = _read_examples(layout.items_pattern, features.ITEM_FEATURES)
+    got_items = {
+        item_id.decode(): (title.decode(), description.decode(), [c.decode() for c in cats])
+        for item_id, title, description, cats in zip(
+            corpus[features.ITEM_ID],
+            corpus[features.TITLE],
+            corpus[features.DESCRIPTION],
+            corpus[features.CATEGORIES],
+            strict=True,
+        )
+    }
+    assert got_items == inputs["catalog"]
+
+    with open(layout.user_vocab, encoding="utf-8") as f:
+        assert f.read() == _vocab_text(r[0] for r in expected_train)
+    with open(layout.item_vocab, encoding="utf-8") as f:
+        assert f.read() == _vocab_text(r[1] for r in expected_train)
+
+    letters = []
+    for path in glob.glob(layout.dead_letter_pattern):
+        with open(path, encoding="utf-8") as f:
+            letters.extend(json.loads(line) for line in f)
+    expected_letters = {("interactions", raw): reason for raw, reason in inputs["bad"].items()}
+    expected_letters.update(
+        {("catalog", raw): reason for raw, reason in inputs["catalog_dead"].items()}
+    )
+    assert sorted((d["source"], d["raw"]) for d in letters) == sorted(expected_letters)
+    for letter in letters:
+        assert expected_letters[letter["source"], letter["raw"]] in letter["reason"]
+        expected_files = (
+            inputs["interaction_files"] if letter["source"] == "interactions" else [inputs["items"]]
+        )
+        assert letter["file"] in expected_files
+
+    expected_stats = {
+        features.STAT_ROWS_IN: len(rows) + len(inputs["bad"]),
+        features.STAT_ROWS_WRITTEN: len(rows),
+        features.STAT_DEAD_LETTERS: len(inputs["bad"]),
+        features.STAT_TRAIN_ROWS: len(expected_train),
+        features.STAT_EVAL_ROWS: len(expected_eval),
+        features.STAT_USERS: len({r[0] for r in expected_train}),
+        features.STAT_ITEMS: len({r[1] for r in expected_train}),
+        features.STAT_CATALOG_ITEMS: len(inputs["catalog"]),
+        features.STAT_CATALOG_DEAD_LETTERS: len(inputs["catalog_dead"]),
+        features.STAT_SPLIT_TIMESTAMP: latest - int(eval_days * DAY),
+    }
+    assert stats == expected_stats
+    with open(layout.stats, encoding="utf-8") as f:
+        assert json.load(f) == expected_stats
+    assert stats["rows_in"] == stats["rows_written"] + stats["dead_letters"]
+
+
+def test_run_ingest_writes_every_output(inputs):
+    stale = os.path.join(inputs["output"], f"train-00000-of-00009{features.TFRECORD_SUFFIX}")
+    os.makedirs(inputs["output"])
+    with open(stale, "wb") as f:
+        f.write(b"left over from an earlier run")
+
+    stats = run_ingest(
+        IngestConfig(), inputs["interactions"], inputs["items"], inputs["output"], IN_MEMORY
+    )
+
+    assert not os.path.exists(stale)
+    _check_outputs(inputs, stats)
+
+
+@pytest.mark.slow
+def test_run_ingest_on_the_default_multiprocess_runner(inputs):
+    config = IngestConfig(num_shards=2, direct_num_workers=2)
+    stats = run_ingest(config, inputs["interactions"], inputs["items"], inputs["output"])
+
+    _check_outputs(inputs, stats)
+    assert len(glob.glob(features.DataLayout(inputs["output"]).train_pattern)) == 2
+
+
+def test_cli_reads_yaml_overrides_eval_days_and_passes_beam_flags(inputs, tmp_path):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text("ingest:\n  strict_catalog: false\n  eval_days: 1\n")
+    argv = [
+        "--interactions", inputs["interactions"],
+        "--items", inputs["items"],
+        "--output", inputs["output"],
+        "--config", str(config_path),
+        "--eval-days", "3",
+        *IN_MEMORY,
+    ]  # fmt: skip
+
+    stats = run(argv)
+
+    # Non-strict: the interaction with the unknown item i99 is kept (at T0, so in train).
+    known_bad = 1
+    assert stats[features.STAT_DEAD_LETTERS] == len(inputs["bad"]) - known_bad
+    assert stats[features.STAT_ROWS_WRITTEN] == len(inputs["rows"]) + known_bad
+    latest = max(row[2] for row in inputs["rows"])
+    assert stats[features.STAT_SPLIT_TIMESTAMP] == latest - 3 * DAY
+    expected_eval = sum(1 for r in inputs["rows"] if r[2] >= latest - 3 * DAY)
+    assert stats[features.STAT_EVAL_ROWS] == expected_eval
+    vocab = features.DataLayout(inputs["output"]).item_vocab
+    with open(vocab, encoding="utf-8") as f:
+        assert "i99\t1\n" in f.read()
+
+
+def test_missing_input_files_fail_with_the_pattern_and_delete_nothing(inputs, tmp_path):
+    os.makedirs(inputs["output"])
+    earlier = features.DataLayout(inputs["output"]).stats
+    with open(earlier, "w", encoding="utf-8") as f:
+        f.write("{}")
+    missing = str(tmp_path / "nowhere-*.jsonl")
+    with pytest.raises(OSError, match="nowhere"):
+        run_ingest(IngestConfig(), missing, inputs["items"], inputs["output"], IN_MEMORY)
+    assert os.path.exists(earlier)
+
+
+def test_cli_rejects_eval_days_that_a_split_timestamp_would_ignore(inputs, tmp_path):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text("ingest:\n  split_timestamp: 1700000000\n")
+    argv = [
+        "--interactions", inputs["interactions"],
+        "--items", inputs["items"],
+        "--output", inputs["output"],
+        "--config", str(config_path),
+        "--eval-days", "3",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="--eval-days 3.0 has no effect"):
+        run(argv)
+
+
+def test_local_defaults_use_the_multiprocess_direct_runner():
+    options = pipeline_options(IngestConfig(direct_num_workers=3))
+    assert options.view_as(StandardOptions).runner == "DirectRunner"
+    direct = options.view_as(DirectOptions)
+    assert direct.direct_running_mode == "multi_processing"
+    assert direct.direct_num_workers == 3
+
+
+def test_user_flags_win_over_local_defaults():
+    direct = pipeline_options(IngestConfig(), ["--direct_running_mode=in_memory"]).view_as(
+        DirectOptions
+    )
+    assert direct.direct_running_mode == "in_memory"
+
+
+def test_beam_flags_for_other_runners_pass_through_unchanged():
+    args = ["--runner", "DataflowRunner", "--project", "p", "--temp_location", "gs://b/tmp"]
+    options = pipeline_options(IngestConfig(), args)
+    assert options.get_all_options(drop_default=True) == {
+        "runner": "DataflowRunner",
+        "project": "p",
+        "temp_location": "gs://b/tmp",
+    }

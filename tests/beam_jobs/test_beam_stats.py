@@ -1,0 +1,63 @@
+"""Tests of the stats computation and the row accounting check."""
+
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_jobs.stats import COUNTED_STATS, WriteStats, check_row_accounting, finish_stats
+from recstack import features
+
+
+def test_finish_adds_rows_written_and_split():
+    counts = {key: i + 1 for i, key in enumerate(COUNTED_STATS)}
+    stats = finish_stats(counts, 123)
+    expected_written = counts[features.STAT_TRAIN_ROWS] + counts[features.STAT_EVAL_ROWS]
+    assert stats == {
+        **counts,
+        features.STAT_ROWS_WRITTEN: expected_written,
+        features.STAT_SPLIT_TIMESTAMP: 123,
+    }
+
+
+def test_finish_names_missing_counts():
+    with pytest.raises(ValueError, match="lack the counts \\['rows_in'\\]"):
+        finish_stats({k: 0 for k in COUNTED_STATS if k != features.STAT_ROWS_IN}, None)
+
+
+def test_row_accounting_passes_when_every_row_is_accounted_for():
+    check_row_accounting({"rows_in": 10, "rows_written": 7, "dead_letters": 3})
+
+
+def test_row_accounting_reports_the_numbers_of_a_mismatch():
+    with pytest.raises(RuntimeError, match=r"rows_in=10 but rows_written=7 \+ dead_letters=2 = 9"):
+        check_row_accounting({"rows_in": 10, "rows_written": 7, "dead_letters": 2})
+
+
+def test_write_stats_counts_each_pcollection(tmp_path):
+    sizes = {key: i for i, key in enumerate(COUNTED_STATS)}
+    with test_pipeline.TestPipeline() as p:
+        counted = {
+            key: p | f"Make{i}" >> beam.Create(list(range(size)))
+            for i, (key, size) in enumerate(sizes.items())
+        }
+        split = p | "Split" >> beam.Create([42])
+        stats = counted | WriteStats(str(tmp_path), split)
+        expected = {
+            **sizes,
+            features.STAT_ROWS_WRITTEN: sizes[features.STAT_TRAIN_ROWS]
+            + sizes[features.STAT_EVAL_ROWS],
+            features.STAT_SPLIT_TIMESTAMP: 42,
+        }
+        assert_that(stats, equal_to([expected]))
+    written = json.loads((tmp_path / features.STATS_FILE).read_text())
+    assert written == expected
+
+
+def test_write_stats_rejects_an_incomplete_input():
+    with pytest.raises(ValueError, match="needs exactly the PCollections"):
+        with test_pipeline.TestPipeline() as p:
+            split = p | "Split" >> beam.Create([42])
+            _ = {features.STAT_ROWS_IN: p | beam.Create([1])} | WriteStats("/unused", split)

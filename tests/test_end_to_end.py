@@ -1,0 +1,138 @@
+"""generate -> ingest -> train -> export -> serve (separate process) -> query, on tiny data."""
+
+import json
+import os
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from beam_jobs.config import IngestConfig
+from beam_jobs.ingest import run_ingest
+from pipeline.demo import free_port, start_server, stop_server
+from recstack import features as F
+from recstack import synthetic
+from serving.client import ServingClient
+from trainer.config import TrainConfig
+from trainer.export import ExportConfig, export_retrieval
+from trainer.train import train
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+TINY = synthetic.SyntheticConfig(
+    num_users=400, num_items=200, num_topics=8, mean_events_per_user=30,
+    malformed_fraction=0.02, seed=3,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Runs every stage once and starts the server; yields paths, results and the target."""
+    root = tmp_path_factory.mktemp("stack")
+    data = synthetic.generate(TINY)
+    paths = synthetic.write(data, str(root / "raw"))
+    stats = run_ingest(
+        IngestConfig(eval_days=7), paths["interactions"], paths["items"], str(root / "data")
+    )
+    result = train(TrainConfig(epochs=8, batch_size=256), str(root / "data"), str(root / "run"))
+    version_dir = export_retrieval(str(root / "run"), str(root / "models"), ExportConfig(k=50))
+    port = free_port()
+    server = start_server(str(root / "models"), port, str(root / "server.log"), None)
+    try:
+        with ServingClient(f"127.0.0.1:{port}", timeout_s=30) as client:
+            client.wait_until_ready(timeout_s=120)
+        yield {
+            "raw": data, "stats": stats, "result": result, "version_dir": version_dir,
+            "target": f"127.0.0.1:{port}", "root": root,
+        }  # fmt: skip
+    finally:
+        assert stop_server(server) == 0, (root / "server.log").read_text()
+
+
+def test_rows_in_equal_rows_written_plus_dead_letters(stack):
+    stats = stack["stats"]
+    lines = stack["raw"].interaction_lines
+    assert stats[F.STAT_ROWS_IN] == len(lines)
+    assert stats[F.STAT_ROWS_IN] == stats[F.STAT_ROWS_WRITTEN] + stats[F.STAT_DEAD_LETTERS]
+    assert stats[F.STAT_DEAD_LETTERS] == sum(stack["raw"].truth["malformed_rows"].values())
+    dead = tf.io.gfile.glob(F.DataLayout(str(stack["root"] / "data")).dead_letter_pattern)
+    letters = [json.loads(line) for path in dead for line in open(path)]
+    interaction_letters = [d for d in letters if d["source"] == "interactions"]
+    assert len(interaction_letters) == stats[F.STAT_DEAD_LETTERS]
+    assert all(d["reason"] for d in interaction_letters)
+
+
+def test_model_beats_popularity_at_recall_50(stack):
+    metrics = stack["result"].metrics
+    assert metrics["model"][50] > metrics["popularity"][50]
+    assert metrics["model"][10] > metrics["popularity"][10]
+
+
+def test_grpc_answer_equals_in_process_savedmodel(stack):
+    import scann  # noqa: F401
+
+    users = ["u00000", "u00123", "u00399", "never-seen-user"]
+    loaded = tf.saved_model.load(stack["version_dir"])
+    local = loaded.signatures[F.SERVING_SIGNATURE](**{F.INPUT_USER_ID: tf.constant(users)})
+    with ServingClient(stack["target"]) as client:
+        remote = client.predict(F.MODEL_RETRIEVAL, {F.INPUT_USER_ID: np.array(users, object)})
+        recs = client.recommend(users, k=10)
+    np.testing.assert_array_equal(remote[F.OUTPUT_ITEM_IDS], local[F.OUTPUT_ITEM_IDS].numpy())
+    np.testing.assert_allclose(remote[F.OUTPUT_SCORES], local[F.OUTPUT_SCORES].numpy(), rtol=1e-6)
+    titles = {item[F.ITEM_ID]: item[F.TITLE] for item in stack["raw"].items}
+    for row, user_recs in enumerate(recs):
+        assert len(user_recs) == 10
+        expected_ids = [v.decode() for v in local[F.OUTPUT_ITEM_IDS].numpy()[row, :10]]
+        assert [r.item_id for r in user_recs] == expected_ids
+        assert all(r.title == titles[r.item_id] for r in user_recs)
+
+
+def test_unknown_model_is_not_found_and_server_keeps_serving(stack):
+    channel = grpc.insecure_channel(stack["target"])
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "no-such-model"
+    request.inputs[F.INPUT_USER_ID].CopyFrom(tf.make_tensor_proto(["u00000"]))
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Predict(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+    bad = predict_pb2.PredictRequest()
+    bad.model_spec.name = F.MODEL_RETRIEVAL
+    bad.inputs[F.INPUT_USER_ID].CopyFrom(tf.make_tensor_proto([1.5], dtype=tf.float32))
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Predict(bad, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert F.INPUT_USER_ID in error.value.details()
+
+    request.model_spec.name = F.MODEL_RETRIEVAL
+    response = stub.Predict(request, timeout=10)
+    assert response.model_spec.version.value == 1
+    assert len(tf.make_ndarray(response.outputs[F.OUTPUT_ITEM_IDS])[0]) == 50
+    channel.close()
+
+
+def test_cli_query_prints_titles(stack, capsys):
+    from recstack.cli import main
+
+    main(["query", "--target", stack["target"], "--user-id", "u00007", "--k", "3"])
+    out = capsys.readouterr().out
+    titles = {item[F.TITLE] for item in stack["raw"].items}
+    lines = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(lines) == 3
+    assert all(any(t in line for t in titles) for line in lines)
+
+
+def test_tensorboard_has_loss_and_recall_scalars(stack):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = stack["result"].run_dir
+    train_events = EventAccumulator(os.path.join(run, "tensorboard", "train")).Reload()
+    eval_events = EventAccumulator(os.path.join(run, "tensorboard", "eval")).Reload()
+    assert any(
+        "loss" in tag for tag in train_events.Tags()["tensors"] + train_events.Tags()["scalars"]
+    )
+    eval_tags = eval_events.Tags()["tensors"] + eval_events.Tags()["scalars"]
+    assert {"recall_at_10", "recall_at_50", "popularity_recall_at_50"} <= set(eval_tags)

@@ -1,0 +1,87 @@
+"""Keras callbacks of the training loop: checkpoints and full-corpus evaluation."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from trainer import evaluation
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointEachEpoch(tf_keras.callbacks.Callback):
+    """Saves the model's variables with a `tf.train.CheckpointManager` after every epoch.
+
+    These are the checkpoints `recstack export` restores (BackupAndRestore's are for resuming
+    an interrupted fit and are deleted when fit ends).
+    """
+
+    def __init__(self, directory: str, max_to_keep: int = 3) -> None:
+        super().__init__()
+        self.directory = directory
+        self.max_to_keep = max_to_keep
+        self._manager: tf.train.CheckpointManager | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._manager is None:
+            checkpoint = tf.train.Checkpoint(model=self.model)
+            self._manager = tf.train.CheckpointManager(
+                checkpoint, self.directory, max_to_keep=self.max_to_keep
+            )
+        self._manager.save(checkpoint_number=epoch + 1)
+
+
+class RetrievalEvaluation(tf_keras.callbacks.Callback):
+    """Full-corpus recall@k of the model and of the popularity baseline after every epoch.
+
+    Writes TensorBoard scalars `recall_at_<k>` and `popularity_recall_at_<k>` under `log_dir`
+    and keeps the latest figures in `self.latest` (`{"model": {k: r}, "popularity": {k: r}}`).
+    """
+
+    def __init__(self, eval_set: evaluation.EvalSet, ks: tuple[int, ...], log_dir: str) -> None:
+        super().__init__()
+        self.eval_set = eval_set
+        self.ks = ks
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.popularity = evaluation.evaluate(evaluation.popularity_scorer(eval_set), eval_set, ks)
+        self.latest: dict[str, dict[int, float]] = {"popularity": self.popularity}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        items = self.model.embed_items(self.eval_set.corpus_ids)
+        scorer = evaluation.embedding_scorer(self.model.embed_users, items)
+        recall = evaluation.evaluate(scorer, self.eval_set, self.ks)
+        self.latest["model"] = recall
+        with self.writer.as_default(step=epoch + 1):
+            for k in self.ks:
+                tf.summary.scalar(f"recall_at_{k}", recall[k])
+                tf.summary.scalar(f"popularity_recall_at_{k}", self.popularity[k])
+        self.writer.flush()
+        if logs is not None:
+            logs.update({f"eval_recall_at_{k}": recall[k] for k in self.ks})
+        figures = ", ".join(
+            f"R@{k} {recall[k]:.4f} (popularity {self.popularity[k]:.4f})" for k in self.ks
+        )
+        log.info("epoch %d eval: %s", epoch + 1, figures)
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Writes `payload` as indented JSON (numpy scalars converted)."""
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=_to_builtin)
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def ensure_dir(path: str) -> str:
+    """Creates `path` (local or gs://) if missing; returns it."""
+    tf.io.gfile.makedirs(path)
+    return path

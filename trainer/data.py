@@ -1,0 +1,104 @@
+"""Reading the ingested data: TFRecord datasets, vocabularies and the item corpus."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from recstack import features as F
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabulary:
+    """Ids with their training counts, most frequent first.
+
+    Attributes:
+      tokens: Ids, `[n]`.
+      counts: Training interactions per id, `[n]` int64.
+    """
+
+    tokens: tuple[str, ...]
+    counts: np.ndarray
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """`[n]` share of training interactions per id (the in-batch sampling probability)."""
+        return self.counts / max(int(self.counts.sum()), 1)
+
+
+def read_vocabulary(path: str) -> Vocabulary:
+    """Reads a `token<TAB>count` vocabulary file written by the ingest job.
+
+    Raises:
+      ValueError: a line is not `token<TAB>count`, or the file is empty.
+    """
+    tokens, counts = [], []
+    with tf.io.gfile.GFile(path) as f:
+        for number, line in enumerate(f, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ValueError(f"{path}:{number}: expected 'token<TAB>count', got {line!r}")
+            tokens.append(parts[0])
+            counts.append(int(parts[1]))
+    if not tokens:
+        raise ValueError(f"{path} is empty; was the ingest run on data with a train split?")
+    return Vocabulary(tuple(tokens), np.asarray(counts, dtype=np.int64))
+
+
+def _files(pattern: str) -> list[str]:
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {pattern}; run `recstack ingest` first")
+    return files
+
+
+def make_dataset(
+    pattern: str,
+    batch_size: int,
+    feature_set: tuple[F.Feature, ...] = F.INTERACTION_FEATURES,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of parsed Examples from gzip TFRecords.
+
+    Args:
+      pattern: Glob of TFRecord files (`DataLayout.train_pattern`, ...).
+      batch_size: Examples per batch.
+      feature_set: Contract features to parse.
+      shuffle_buffer: Shuffle buffer size; 0 keeps file order.
+      seed: Shuffle seed.
+
+    Returns:
+      Dataset of dicts `{name: [batch] tensor}` (ragged `[batch, None]` for list features).
+    """
+    dataset = tf.data.TFRecordDataset(_files(pattern), compression_type="GZIP")
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    spec = F.tf_parse_spec(feature_set)
+    return (
+        dataset.batch(batch_size)
+        .map(lambda b: tf.io.parse_example(b, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def read_columns(pattern: str, names: tuple[str, ...], feature_set=F.INTERACTION_FEATURES):
+    """Reads whole columns of a TFRecord split into memory.
+
+    Returns:
+      Dict `{name: [n] numpy array}` (strings decoded to str).
+    """
+    chosen = tuple(f for f in feature_set if f.name in names)
+    columns: dict[str, list] = {name: [] for name in names}
+    for batch in make_dataset(pattern, 8192, chosen):
+        for name in names:
+            columns[name].append(batch[name].numpy())
+    result = {}
+    for name, parts in columns.items():
+        values = np.concatenate(parts) if parts else np.array([])
+        if values.dtype == object:
+            values = np.array([v.decode("utf-8") for v in values], dtype=object)
+        result[name] = values
+    return result

@@ -1,0 +1,183 @@
+"""Exports a trained run as a `retrieval` SavedModel in TensorFlow Serving layout.
+
+`<base_path>/retrieval/<version>/` holds a SavedModel whose `serving_default` signature takes
+`user_id` (string `[batch]`) and returns `item_ids`, `titles` (string `[batch, k]`) and `scores`
+(float32 `[batch, k]`) from a ScaNN index over every catalog item. The version directory is
+written under a temporary name and renamed when complete, so a server polling the base path
+never sees half a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import scann  # noqa: F401  (registers the ScaNN ops the index needs)
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from recstack import features as F
+from trainer import data
+from trainer.retrieval_metrics import top_k_excluding
+from trainer.train import restore_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """How the retrieval index is built (section `export` of the YAML config).
+
+    Attributes:
+      k: Items returned per query by the signature.
+      num_leaves: ScaNN partitions; 0 picks ~sqrt(catalog size).
+      num_leaves_to_search: Partitions searched per query; 0 picks a quarter of num_leaves, or
+        more when k is a large share of the catalog (enough partitions to hold ~10*k items).
+      num_reordering_candidates: Candidates re-scored exactly; 0 picks max(4k, 100).
+      recall_sample_queries: Users whose ScaNN results are compared with exact search.
+    """
+
+    k: int = 100
+    num_leaves: int = 0
+    num_leaves_to_search: int = 0
+    num_reordering_candidates: int = 0
+    recall_sample_queries: int = 200
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k={self.k} must be at least 1")
+        for name in ("num_leaves", "num_leaves_to_search", "num_reordering_candidates"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0 = automatic)")
+
+    def resolved(self, num_items: int) -> dict[str, int]:
+        """ScaNN arguments with automatic values filled in for a catalog of `num_items`."""
+        if self.k > num_items:
+            raise ValueError(
+                f"k={self.k} exceeds the {num_items} catalog items; lower export.k or index "
+                "more items"
+            )
+        leaves = self.num_leaves or max(1, int(math.sqrt(num_items)))
+        leaves = min(leaves, num_items)
+        # A partition holds ~num_items/leaves items; search enough of them to see ~10*k candidates.
+        to_search = max(1, leaves // 4, math.ceil(10 * self.k * leaves / num_items))
+        return {
+            "k": self.k,
+            "num_leaves": leaves,
+            "num_leaves_to_search": self.num_leaves_to_search or min(leaves, to_search),
+            "num_reordering_candidates": self.num_reordering_candidates or max(4 * self.k, 100),
+        }
+
+
+class RetrievalServing(tf.Module):
+    """The exported module: a ScaNN index over the catalog plus an item-id -> title table."""
+
+    def __init__(self, index: tfrs.layers.factorized_top_k.ScaNN, titles: dict[str, str]):
+        super().__init__()
+        self.index = index
+        self.titles = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(list(titles)), tf.constant(list(titles.values()))
+            ),
+            default_value="",
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=F.INPUT_USER_ID)])
+    def serve(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Top-k items for each user id: `[batch]` -> `{item_ids, titles, scores}: [batch, k]`."""
+        scores, item_ids = self.index(user_id)
+        return {
+            F.OUTPUT_ITEM_IDS: item_ids,
+            F.OUTPUT_TITLES: self.titles.lookup(item_ids),
+            F.OUTPUT_SCORES: scores,
+        }
+
+
+def next_version(model_dir: str) -> int:
+    """1 + the highest numeric version under `model_dir` (1 when there is none)."""
+    if not tf.io.gfile.isdir(model_dir):
+        return 1
+    versions = [int(name.strip("/")) for name in tf.io.gfile.listdir(model_dir)
+                if name.strip("/").isdigit()]  # fmt: skip
+    return max(versions, default=0) + 1
+
+
+def _read_catalog(layout: F.DataLayout) -> tuple[np.ndarray, dict[str, str]]:
+    columns = data.read_columns(layout.items_pattern, (F.ITEM_ID, F.TITLE), F.ITEM_FEATURES)
+    ids = columns[F.ITEM_ID]
+    return ids, dict(zip(ids.tolist(), columns[F.TITLE].tolist(), strict=True))
+
+
+def _scann_recall(
+    index: tfrs.layers.factorized_top_k.ScaNN,
+    model,
+    item_embeddings: np.ndarray,
+    item_ids: np.ndarray,
+    users: np.ndarray,
+    k: int,
+) -> float:
+    """Share of the exact top-k (brute force) that ScaNN returns, over `users`."""
+    exact = top_k_excluding(model.embed_users(users) @ item_embeddings.T,
+                            [np.array([], np.int64)] * len(users), k)  # fmt: skip
+    _, approx = index(tf.constant(users))
+    approx = approx.numpy().astype(str)
+    hits = sum(len(set(item_ids[row].tolist()) & set(got.tolist()))
+               for row, got in zip(exact, approx, strict=True))  # fmt: skip
+    return hits / (len(users) * k)
+
+
+def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
+    """Builds the ScaNN index for the run's model and writes the next version.
+
+    Args:
+      run_dir: A finished `recstack train` run directory.
+      base_path: Model base path; the version goes to `<base_path>/retrieval/<version>/`.
+      config: Index settings.
+
+    Returns:
+      Path of the written version directory.
+    """
+    model, _, data_dir = restore_model(run_dir)
+    item_ids, titles = _read_catalog(F.DataLayout(data_dir))
+    params = config.resolved(len(item_ids))
+    log.info("indexing %d catalog items with ScaNN %s", len(item_ids), params)
+    item_embeddings = model.embed_items(item_ids)
+    index = tfrs.layers.factorized_top_k.ScaNN(model.query_model, **params)
+    index.index(
+        candidates=tf.constant(item_embeddings), identifiers=tf.constant(item_ids.astype(str))
+    )
+    users = np.array(model.query_model.vocabulary[: config.recall_sample_queries], dtype=object)
+    recall = _scann_recall(index, model, item_embeddings, item_ids, users, params["k"])
+    log.info("ScaNN recall@%d vs exact search on %d users: %.4f", params["k"], len(users), recall)
+
+    module = RetrievalServing(index, titles)
+    model_dir = os.path.join(base_path, F.MODEL_RETRIEVAL)
+    version = next_version(model_dir)
+    final = os.path.join(model_dir, str(version))
+    staging = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}-{int(time.time())}")
+    tf.saved_model.save(
+        module,
+        staging,
+        signatures={F.SERVING_SIGNATURE: module.serve},
+        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]),
+    )
+    metadata = {
+        "model": F.MODEL_RETRIEVAL,
+        "version": version,
+        "run_dir": run_dir,
+        "data_dir": data_dir,
+        "num_items": len(item_ids),
+        "scann": params,
+        "scann_recall_at_k": recall,
+        "exported_at": int(time.time()),
+    }
+    with tf.io.gfile.GFile(os.path.join(staging, F.EXPORT_METADATA_FILE), "w") as f:
+        json.dump(metadata, f, indent=2)
+    tf.io.gfile.rename(staging, final)
+    log.info("exported %s", final)
+    return final

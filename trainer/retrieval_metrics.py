@@ -1,0 +1,66 @@
+"""Full-corpus top-k ranking with exclusions, and recall@K (pure NumPy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def top_k_excluding(scores: np.ndarray, exclude: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """Indices of the `k` best-scored items per row, never returning excluded items.
+
+    Ties are broken by the lower item index, so results are deterministic.
+
+    Args:
+      scores: `[num_queries, num_items]` float scores.
+      exclude: Per query, an int array of item indices to leave out (e.g. training items).
+      k: Items to return per query; must not exceed `num_items`.
+
+    Returns:
+      `[num_queries, k]` int64 item indices, best first. When fewer than `k` items remain after
+      exclusion, the row is padded with -1.
+
+    Raises:
+      ValueError: `k` is out of range or `exclude` does not have one entry per query.
+    """
+    num_queries, num_items = scores.shape
+    if not 1 <= k <= num_items:
+        raise ValueError(f"k={k} must be between 1 and the {num_items} items in the corpus")
+    if len(exclude) != num_queries:
+        raise ValueError(f"exclude has {len(exclude)} rows for {num_queries} queries")
+    masked = scores.astype(np.float64, copy=True)
+    for row, items in enumerate(exclude):
+        masked[row, np.asarray(items, dtype=np.int64)] = -np.inf
+    # Sort by (-score, index): lexsort's last key is the primary one.
+    order = np.lexsort((np.broadcast_to(np.arange(num_items), masked.shape), -masked), axis=1)
+    top = order[:, :k].astype(np.int64)
+    top[np.take_along_axis(masked, top, axis=1) == -np.inf] = -1
+    return top
+
+
+def recall_at_k(
+    top_k: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int]
+) -> dict[int, float]:
+    """Mean over queries of |top-k ∩ relevant| / |relevant|.
+
+    Args:
+      top_k: `[num_queries, K]` ranked item indices (-1 = padding), K >= max(ks).
+      relevant: Per query, the set of relevant item indices; queries with an empty set are
+        skipped (they cannot be recalled).
+      ks: Cut-offs.
+
+    Returns:
+      `{k: mean recall}`; 0.0 for every k when no query has a relevant item.
+    """
+    if top_k.shape[1] < max(ks):
+        raise ValueError(f"top_k has {top_k.shape[1]} columns; ks={list(ks)} needs {max(ks)}")
+    totals = dict.fromkeys(ks, 0.0)
+    counted = 0
+    for row, items in zip(top_k, relevant, strict=True):
+        if not items:
+            continue
+        counted += 1
+        for k in ks:
+            totals[k] += len(items.intersection(row[:k].tolist())) / len(items)
+    return {k: (totals[k] / counted if counted else 0.0) for k in ks}
