@@ -254,6 +254,22 @@ def run_ingest(
     return stats
 
 
+def load_config(path: str | None, eval_days: float | None = None) -> IngestConfig:
+    """The `ingest` section of the YAML config at `path`, with `eval_days` overriding it.
+
+    Raises:
+      ValueError: `eval_days` is given while the config sets `split_timestamp`.
+    """
+    config = config_lib.load_section(path, CONFIG_SECTION, IngestConfig, eval_days=eval_days)
+    if eval_days is not None and config.split_timestamp is not None:
+        raise ValueError(
+            f"--eval-days {eval_days} has no effect: the config sets "
+            f"{CONFIG_SECTION}.split_timestamp={config.split_timestamp}, which overrides it; "
+            "drop --eval-days or set split_timestamp to null"
+        )
+    return config
+
+
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry: parses the job's flags, hands the rest to Beam, runs the job.
 
@@ -278,15 +294,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--eval-days", type=float, default=None, help="Overrides ingest.eval_days.")
     args, beam_args = parser.parse_known_args(argv)
-    config = config_lib.load_section(
-        args.config, CONFIG_SECTION, IngestConfig, eval_days=args.eval_days
-    )
-    if args.eval_days is not None and config.split_timestamp is not None:
-        raise ValueError(
-            f"--eval-days {args.eval_days} has no effect: the config sets "
-            f"{CONFIG_SECTION}.split_timestamp={config.split_timestamp}, which overrides it; "
-            "drop --eval-days or set split_timestamp to null"
-        )
+    config = load_config(args.config, args.eval_days)
     return run_ingest(config, args.interactions, args.items, args.output, beam_args)
 
 

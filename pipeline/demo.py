@@ -8,6 +8,8 @@ TensorBoard logs are -> stop the server with SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -22,20 +24,11 @@ from recstack import features as F
 from recstack.config import DEFAULT_CONFIG, load_section
 
 
-def _banner(step: int, text: str) -> None:
-    print(f"\n=== [{step}/6] {text}", flush=True)
-
-
 def free_port() -> int:
     """A TCP port that was free a moment ago (for the demo's server)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
 
 
 def _pick_users(user_vocab: str) -> list[str]:
@@ -80,8 +73,31 @@ def _print_recommendations(client, users, raw_dir, categories_of, k=10) -> None:
             print(f"  {rank:2d}. {rec.item_id}  {rec.score:7.3f}  {rec.title:<40} [{cats}]")
 
 
-def run_demo(workdir: str, config: str | None = None) -> dict:
-    """Runs the whole stack once under `workdir`; returns the eval metrics."""
+@dataclasses.dataclass
+class DemoReport:
+    """What one demo run produced.
+
+    Attributes:
+      metrics: `{"model": {k: recall}, "popularity": {k: recall}}` on the eval split.
+      stats: The ingest job's stats.json.
+      seconds: Wall-clock seconds per stage, in order (generate, ingest, train, export, serve).
+    """
+
+    metrics: dict[str, dict[int, float]]
+    stats: dict
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, step: int, name: str, text: str):
+        """Prints the stage banner and records the stage's wall-clock time under `name`."""
+        print(f"\n=== [{step}/6] {text}", flush=True)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
+
+
+def run_demo(workdir: str, config: str | None = None) -> DemoReport:
+    """Runs the whole stack once under `workdir` (emptied first) and prints what it did."""
     from beam_jobs.config import IngestConfig
     from beam_jobs.ingest import run_ingest
     from recstack import synthetic
@@ -94,42 +110,43 @@ def run_demo(workdir: str, config: str | None = None) -> dict:
     raw, data, run, models = (os.path.join(workdir, d) for d in ("raw", "data", "run", "models"))
     if os.path.isdir(workdir):  # The demo's own scratch space: start from nothing every time.
         shutil.rmtree(workdir)
-    started = time.time()
+    report = DemoReport(metrics={}, stats={})
 
-    _banner(1, "generate synthetic logs and catalog")
-    paths = synthetic.write(
-        synthetic.generate(load_section(config, "generate", synthetic.SyntheticConfig), True), raw
-    )
-    _banner(2, "ingest with Apache Beam (DirectRunner)")
-    stats = run_ingest(
-        load_section(config, "ingest", IngestConfig), paths["interactions"], paths["items"],
-        data,
-    )  # fmt: skip
-    print(json.dumps(stats, indent=2, sort_keys=True))
-    _banner(3, "train the TFRS two-tower retrieval model")
-    result = train(load_section(config, "train", TrainConfig), data, run, verbose=2)
-    _banner(4, "export a ScaNN retrieval SavedModel in TF Serving layout")
-    version_dir = export_retrieval(run, models, load_section(config, "export", ExportConfig))
-    print(version_dir)
+    with report.stage(1, "generate", "generate synthetic logs and catalog"):
+        generated = synthetic.generate(
+            load_section(config, "generate", synthetic.SyntheticConfig), progress=True
+        )
+        paths = synthetic.write(generated, raw)
+    with report.stage(2, "ingest", "ingest with Apache Beam (DirectRunner)"):
+        report.stats = run_ingest(
+            load_section(config, "ingest", IngestConfig), paths["interactions"], paths["items"],
+            data,
+        )  # fmt: skip
+        print(json.dumps(report.stats, indent=2, sort_keys=True))
+    with report.stage(3, "train", "train the TFRS two-tower retrieval model"):
+        report.metrics = train(load_section(config, "train", TrainConfig), data, run).metrics
+    with report.stage(4, "export", "export a ScaNN retrieval SavedModel in TF Serving layout"):
+        print(export_retrieval(run, models, load_section(config, "export", ExportConfig)))
+    server_log = os.path.join(workdir, "server.log")
+    with report.stage(5, "serve", "serve over gRPC (TensorFlow Serving API), query three users"):
+        port = free_port()
+        server = start_server(models, port, server_log, config)
+        try:
+            with ServingClient(f"127.0.0.1:{port}", timeout_s=30.0) as client:
+                client.wait_until_ready(timeout_s=120.0)
+                categories_of = {i[F.ITEM_ID]: i[F.CATEGORIES] for i in generated.items}
+                users = _pick_users(F.DataLayout(data).user_vocab)
+                _print_recommendations(client, users, raw, categories_of)
+        finally:
+            code = stop_server(server)
+        print(f"\nserver stopped (exit code {code}); its log: {server_log}")
 
-    _banner(5, "serve over gRPC (TensorFlow Serving API) and query three users")
-    port = free_port()
-    server = start_server(models, port, os.path.join(workdir, "server.log"), config)
-    try:
-        with ServingClient(f"127.0.0.1:{port}", timeout_s=30.0) as client:
-            client.wait_until_ready(timeout_s=120.0)
-            categories_of = {i[F.ITEM_ID]: i[F.CATEGORIES] for i in _read_jsonl(paths["items"])}
-            users = _pick_users(F.DataLayout(data).user_vocab)
-            _print_recommendations(client, users, raw, categories_of)
-    finally:
-        code = stop_server(server)
-    print(f"\nserver stopped (exit code {code}); its log: {os.path.join(workdir, 'server.log')}")
-
-    _banner(6, "metrics on the eval split (full catalog, each user's training items excluded)")
-    for k in sorted(result.metrics["model"]):
-        model, baseline = result.metrics["model"][k], result.metrics["popularity"][k]
+    print("\n=== [6/6] metrics on the eval split (full catalog, training items excluded)")
+    for k in sorted(report.metrics["model"]):
+        model, baseline = report.metrics["model"][k], report.metrics["popularity"][k]
         print(f"  Recall@{k:<3} model {model:.4f}   popularity baseline {baseline:.4f}   "
               f"lift x{model / baseline if baseline else float('inf'):.2f}")  # fmt: skip
     print(f"\nTensorBoard logs: tensorboard --logdir {os.path.join(run, 'tensorboard')}")
-    print(f"demo finished in {time.time() - started:.0f} s")
-    return result.metrics
+    timings = ", ".join(f"{name} {sec:.0f} s" for name, sec in report.seconds.items())
+    print(f"demo finished in {sum(report.seconds.values()):.0f} s ({timings})")
+    return report

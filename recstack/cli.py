@@ -39,10 +39,9 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _ingest(args: argparse.Namespace, beam_args: list[str]) -> None:
-    from beam_jobs.config import IngestConfig
-    from beam_jobs.ingest import run_ingest
+    from beam_jobs.ingest import load_config, run_ingest
 
-    config = load_section(args.config, "ingest", IngestConfig, eval_days=args.eval_days)
+    config = load_config(args.config, args.eval_days)
     stats = run_ingest(config, args.interactions, args.items, args.output, beam_args)
     print(json.dumps(stats, indent=2, sort_keys=True))
 
@@ -74,10 +73,15 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _query(args: argparse.Namespace) -> None:
+    import grpc
+
     from serving.client import ServingClient
 
     with ServingClient(args.target, timeout_s=args.timeout) as client:
-        results = client.recommend(args.user_id, args.k, model=args.model)
+        try:
+            results = client.recommend(args.user_id, args.k, model=args.model)
+        except grpc.RpcError as e:
+            sys.exit(f"error: {args.target} answered {e.code().name}: {e.details()}")
     for user, recommendations in zip(args.user_id, results, strict=True):
         print(f"user {user}:")
         for rank, rec in enumerate(recommendations, start=1):

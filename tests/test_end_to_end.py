@@ -136,3 +136,11 @@ def test_tensorboard_has_loss_and_recall_scalars(stack):
     )
     eval_tags = eval_events.Tags()["tensors"] + eval_events.Tags()["scalars"]
     assert {"recall_at_10", "recall_at_50", "popularity_recall_at_50"} <= set(eval_tags)
+
+
+def test_cli_query_unknown_model_exits_with_the_grpc_status(stack):
+    from recstack.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "--target", stack["target"], "--model", "nope", "--user-id", "u1"])
+    assert "NOT_FOUND" in str(exit_info.value.code)

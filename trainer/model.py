@@ -79,6 +79,17 @@ class TwoTowerModel(tfrs.Model):
             remove_accidental_hits=config.remove_accidental_hits,
         )
 
+    def call(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Both towers on a batch: `{user_id, item_id: [batch]}` -> `[batch, embedding_dim]` each.
+
+        Calling the model once builds every variable, which Keras' BackupAndRestore needs
+        before `fit` to restore an interrupted run.
+        """
+        return {
+            F.USER_ID: self.query_model(features[F.USER_ID]),
+            F.ITEM_ID: self.candidate_model(features[F.ITEM_ID]),
+        }
+
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """In-batch softmax loss of a batch `{user_id: [batch], item_id: [batch], ...}`."""
         item_ids = features[F.ITEM_ID]

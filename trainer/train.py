@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -56,7 +57,13 @@ def build_model(config: TrainConfig, data_dir: str) -> TwoTowerModel:
     return model
 
 
-def train(config: TrainConfig, data_dir: str, run_dir: str, verbose: int = 2) -> TrainResult:
+def train(
+    config: TrainConfig,
+    data_dir: str,
+    run_dir: str,
+    verbose: int = 2,
+    extra_callbacks: Sequence[tf_keras.callbacks.Callback] = (),
+) -> TrainResult:
     """Trains, evaluates after every epoch, checkpoints, and writes TensorBoard logs.
 
     A run interrupted mid-way (even by SIGKILL) resumes from its last completed epoch when
@@ -67,6 +74,8 @@ def train(config: TrainConfig, data_dir: str, run_dir: str, verbose: int = 2) ->
       data_dir: Output directory of `recstack ingest`.
       run_dir: Where checkpoints, logs and metrics go (created if missing).
       verbose: Keras fit verbosity (1 = progress bar, 2 = one line per epoch).
+      extra_callbacks: More Keras callbacks (early stopping, custom logging...), run after
+        the built-in ones.
     """
     tf_keras.utils.set_random_seed(config.seed)
     layout = F.DataLayout(data_dir)
@@ -84,6 +93,7 @@ def train(config: TrainConfig, data_dir: str, run_dir: str, verbose: int = 2) ->
         config.eval_ks,
         os.path.join(run_dir, TENSORBOARD_DIR, "eval"),
     )
+    model(next(iter(train_data)))  # Builds the variables so BackupAndRestore can restore them.
     model.fit(
         train_data,
         epochs=config.epochs,
@@ -95,6 +105,7 @@ def train(config: TrainConfig, data_dir: str, run_dir: str, verbose: int = 2) ->
             ),
             callbacks.CheckpointEachEpoch(os.path.join(run_dir, CHECKPOINT_DIR)),
             evaluator,
+            *extra_callbacks,
         ],
     )
     if "model" not in evaluator.latest:  # Resumed after the last epoch had already finished.

@@ -1,0 +1,86 @@
+"""A training run killed with SIGKILL resumes from its last epoch with the saved weights."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from beam_jobs.config import IngestConfig
+from beam_jobs.ingest import run_ingest
+from recstack import synthetic
+from trainer.config import TrainConfig
+from trainer.train import CHECKPOINT_DIR, train
+
+pytestmark = pytest.mark.slow
+CONFIG = TrainConfig(epochs=4, batch_size=256)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    config = synthetic.SyntheticConfig(
+        num_users=150, num_items=80, num_topics=4, mean_events_per_user=20, seed=5
+    )
+    paths = synthetic.write(synthetic.generate(config), str(root / "raw"))
+    run_ingest(
+        IngestConfig(), paths["interactions"], paths["items"], str(root / "data"),
+        ["--direct_running_mode=in_memory"],
+    )  # fmt: skip
+    return str(root / "data")
+
+
+def _user_embeddings(checkpoint: str) -> np.ndarray:
+    reader = tf.train.load_checkpoint(checkpoint)
+    keys = [k for k in reader.get_variable_to_shape_map()
+            if "query_model" in k and k.endswith("embeddings/.ATTRIBUTES/VARIABLE_VALUE")
+            and "OPTIMIZER_SLOT" not in k]  # fmt: skip
+    assert len(keys) == 1, keys
+    return reader.get_tensor(keys[0])
+
+
+class _RecordStart(tf_keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+        self.weights_at_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.weights_at_start is None:
+            self.weights_at_start = self.model.query_model.embedding.embeddings.numpy().copy()
+        self.epochs.append(epoch)
+
+
+def test_sigkilled_run_resumes_where_it_stopped(data_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    script = textwrap.dedent(f"""
+        import os, signal
+        import recstack
+        import tf_keras
+        from trainer.config import TrainConfig
+        from trainer.train import train
+
+        class KillAfterSecondEpoch(tf_keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        train(TrainConfig(**{CONFIG.to_dict()!r}), {data_dir!r}, {run_dir!r},
+              extra_callbacks=[KillAfterSecondEpoch()])
+    """).replace("'eval_ks': [10, 50]", "'eval_ks': (10, 50)")
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    saved = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    assert saved.endswith("ckpt-2")
+
+    record = _RecordStart()
+    result = train(CONFIG, data_dir, run_dir, extra_callbacks=[record])
+    assert record.epochs == [2, 3]  # Only the epochs the killed run had not finished.
+    np.testing.assert_array_equal(record.weights_at_start, _user_embeddings(saved))
+    assert result.checkpoint.endswith("ckpt-4")
+    assert set(result.metrics) == {"model", "popularity"}
