@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -67,21 +65,3 @@ class RetrievalEvaluation(tf_keras.callbacks.Callback):
             f"R@{k} {recall[k]:.4f} (popularity {self.popularity[k]:.4f})" for k in self.ks
         )
         log.info("epoch %d eval: %s", epoch + 1, figures)
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Writes `payload` as indented JSON (numpy scalars converted)."""
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=_to_builtin)
-
-
-def _to_builtin(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def ensure_dir(path: str) -> str:
-    """Creates `path` (local or gs://) if missing; returns it."""
-    tf.io.gfile.makedirs(path)
-    return path

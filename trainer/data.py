@@ -84,7 +84,11 @@ def make_dataset(
     )
 
 
-def read_columns(pattern: str, names: tuple[str, ...], feature_set=F.INTERACTION_FEATURES):
+def read_columns(
+    pattern: str,
+    names: tuple[str, ...],
+    feature_set: tuple[F.Feature, ...] = F.INTERACTION_FEATURES,
+) -> dict[str, np.ndarray]:
     """Reads whole columns of a TFRecord split into memory.
 
     Returns:

@@ -10,7 +10,6 @@ never sees half a model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recstack import features as F
-from trainer import data
+from trainer import data, files
 from trainer.retrieval_metrics import top_k_excluding
 from trainer.train import restore_model
 
@@ -176,8 +175,7 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
         "scann_recall_at_k": recall,
         "exported_at": int(time.time()),
     }
-    with tf.io.gfile.GFile(os.path.join(staging, F.EXPORT_METADATA_FILE), "w") as f:
-        json.dump(metadata, f, indent=2)
+    files.write_json(os.path.join(staging, F.EXPORT_METADATA_FILE), metadata)
     tf.io.gfile.rename(staging, final)
     log.info("exported %s", final)
     return final

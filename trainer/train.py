@@ -19,7 +19,7 @@ import tensorflow as tf
 import tf_keras
 
 from recstack import features as F
-from trainer import callbacks, data, evaluation
+from trainer import callbacks, data, evaluation, files
 from trainer.config import TrainConfig
 from trainer.model import TwoTowerModel
 
@@ -79,8 +79,8 @@ def train(
     """
     tf_keras.utils.set_random_seed(config.seed)
     layout = F.DataLayout(data_dir)
-    callbacks.ensure_dir(run_dir)
-    callbacks.write_json(
+    files.ensure_dir(run_dir)
+    files.write_json(
         os.path.join(run_dir, RUN_CONFIG_FILE), {"data_dir": data_dir, "train": config.to_dict()}
     )
     model = build_model(config, data_dir)
@@ -110,7 +110,7 @@ def train(
     )
     if "model" not in evaluator.latest:  # Resumed after the last epoch had already finished.
         evaluator.on_epoch_end(config.epochs - 1)
-    callbacks.write_json(os.path.join(run_dir, METRICS_FILE), evaluator.latest)
+    files.write_json(os.path.join(run_dir, METRICS_FILE), evaluator.latest)
     checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
     log.info("trained %s; checkpoint %s", run_dir, checkpoint)
     return TrainResult(run_dir=run_dir, metrics=evaluator.latest, checkpoint=checkpoint)
@@ -125,10 +125,7 @@ def restore_model(run_dir: str) -> tuple[TwoTowerModel, TrainConfig, str]:
     Raises:
       FileNotFoundError: the run has no checkpoint yet.
     """
-    import json
-
-    with tf.io.gfile.GFile(os.path.join(run_dir, RUN_CONFIG_FILE)) as f:
-        saved = json.load(f)
+    saved = files.read_json(os.path.join(run_dir, RUN_CONFIG_FILE))
     config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
                             for k, v in saved["train"].items()})  # fmt: skip
     model = build_model(config, saved["data_dir"])
