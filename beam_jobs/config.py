@@ -23,6 +23,11 @@ class IngestConfig:
         letters. When False they are kept (the item then has no text features).
       direct_num_workers: Worker processes of the local DirectRunner (ignored by other runners).
       num_shards: TFRecord shards per split; 0 lets the runner choose.
+      history_length: Items of each event's history feature (the user's latest earlier items).
+      event_labels: Event type -> label, a number or "value" (the row's value, e.g. ratings).
+        Empty: every event is positive implicit feedback (label 1.0). When set, events not
+        listed go to the dead letters.
+      event_weights: Event type -> example weight (default 1.0), e.g. purchase 1.0, view 0.1.
     """
 
     eval_days: float = 7.0
@@ -30,8 +35,22 @@ class IngestConfig:
     strict_catalog: bool = True
     direct_num_workers: int = 2
     num_shards: int = 0
+    history_length: int = 20
+    event_labels: dict[str, float | str] = dataclasses.field(default_factory=dict)
+    event_weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from beam_jobs.labels import validate_event_labels
+
+        validate_event_labels(self.event_labels, self.event_weights)
+        if (
+            isinstance(self.history_length, bool)
+            or not isinstance(self.history_length, int)
+            or (self.history_length < 0)
+        ):
+            raise ValueError(
+                f"ingest.history_length={self.history_length!r} must be an integer >= 0"
+            )
         if isinstance(self.eval_days, bool) or not isinstance(self.eval_days, int | float):
             raise ValueError(
                 f"ingest.eval_days={self.eval_days!r} is not a number; set it to the length of "

@@ -36,8 +36,11 @@ from beam_jobs.dead_letters import (
     WriteDeadLetters,
 )
 from beam_jobs.dedupe import DropDuplicateItems
+from beam_jobs.duplicate_events import DropDuplicateEvents
 from beam_jobs.examples import WriteExamples
+from beam_jobs.history import AddHistoryFeatures
 from beam_jobs.known_items import DropUnknownItems, row_of
+from beam_jobs.labels import AssignLabels
 from beam_jobs.parse import ParseCatalog, ParseInteractions
 from beam_jobs.split import SplitByTime
 from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary
@@ -53,9 +56,11 @@ CONFIG_SECTION = "ingest"
 class Ingest(beam.PTransform):
     """The whole ingestion as one composite transform, applied to the pipeline.
 
-    Parses and validates interactions and catalog, drops duplicate catalog items and (with
-    `strict_catalog`) interactions of unknown items, splits by time, and writes train/eval
-    examples, the item corpus (every catalog item, cold ones included), user and item
+    Parses and validates interactions and catalog, drops duplicate catalog items, labels and
+    weights events (unknown event types -> dead letters when labels are configured), drops
+    (with `strict_catalog`) interactions of unknown items and exact duplicate events, attaches
+    each event's history (strictly earlier events only) and context, splits by time, writes
+    train/eval examples, the item corpus (every catalog item, cold ones included), user and item
     vocabularies from the train split, dead letters and stats.json under `output_dir`.
     Returns a PCollection of one element, the stats dict.
     """
@@ -79,8 +84,13 @@ class Ingest(beam.PTransform):
         interactions = pbegin | "ParseInteractions" >> ParseInteractions(self._interactions)
         catalog = pbegin | "ParseCatalog" >> ParseCatalog(self._items)
         items = catalog.rows | "DropDuplicateItems" >> DropDuplicateItems()
-        known = self._check_items(interactions.rows, items.rows)
-        split = known.rows | "SplitByTime" >> SplitByTime(config.eval_days, config.split_timestamp)
+        labelled = interactions.rows | "AssignLabels" >> AssignLabels(
+            config.event_labels, config.event_weights
+        )
+        known = self._check_items(labelled.rows, items.rows)
+        distinct = known.rows | "DropDuplicateEvents" >> DropDuplicateEvents()
+        enriched = distinct.rows | "AddHistoryFeatures" >> AddHistoryFeatures(config.history_length)
+        split = enriched | "SplitByTime" >> SplitByTime(config.eval_days, config.split_timestamp)
         _ = split.train | "WriteTrainExamples" >> WriteExamples(
             output, features.TRAIN_PREFIX, features.INTERACTION_FEATURES, config.num_shards
         )
@@ -96,6 +106,7 @@ class Ingest(beam.PTransform):
         _ = train_items | "WriteItemVocabulary" >> WriteVocabulary(layout.item_vocab)
         interaction_dead = (
             interactions.dead_letters,
+            labelled.dead_letters,
             known.dead_letters,
         ) | "CollectInteractionDeadLetters" >> beam.Flatten()
         catalog_dead = (
@@ -106,6 +117,7 @@ class Ingest(beam.PTransform):
         counted = {
             features.STAT_ROWS_IN: interactions.lines,
             features.STAT_DEAD_LETTERS: interaction_dead,
+            features.STAT_DUPLICATES_DROPPED: distinct.duplicates,
             features.STAT_TRAIN_ROWS: split.train,
             features.STAT_EVAL_ROWS: split.eval,
             features.STAT_USERS: users,
@@ -214,7 +226,7 @@ def run_ingest(
     Raises:
       OSError: no file matches `interactions` or `items`.
       RuntimeError: the pipeline did not finish, or rows were lost
-        (`rows_in != rows_written + dead_letters`).
+        (`rows_in != rows_written + dead_letters + duplicates_dropped`).
     """
     pipeline = beam.Pipeline(options=pipeline_options(config, beam_args))
     # Building the graph checks that the input patterns match files, before anything is deleted.

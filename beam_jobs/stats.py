@@ -18,6 +18,7 @@ from recstack import features
 COUNTED_STATS = (
     features.STAT_ROWS_IN,
     features.STAT_DEAD_LETTERS,
+    features.STAT_DUPLICATES_DROPPED,
     features.STAT_TRAIN_ROWS,
     features.STAT_EVAL_ROWS,
     features.STAT_USERS,
@@ -62,19 +63,22 @@ def to_json(stats: dict[str, Any]) -> str:
 
 
 def check_row_accounting(stats: dict[str, Any]) -> None:
-    """Checks that every interaction line read was either written or dead-lettered.
+    """Checks that every interaction line read was written, dead-lettered or a duplicate.
 
     Raises:
-      RuntimeError: `rows_in != rows_written + dead_letters`; the message gives the numbers.
+      RuntimeError: `rows_in != rows_written + dead_letters + duplicates_dropped`; the message
+        gives the numbers.
     """
     rows_in = stats[features.STAT_ROWS_IN]
     written = stats[features.STAT_ROWS_WRITTEN]
     dead = stats[features.STAT_DEAD_LETTERS]
-    if rows_in != written + dead:
+    duplicates = stats.get(features.STAT_DUPLICATES_DROPPED, 0)
+    if rows_in != written + dead + duplicates:
         raise RuntimeError(
             f"ingestion lost track of rows: {features.STAT_ROWS_IN}={rows_in} but "
-            f"{features.STAT_ROWS_WRITTEN}={written} + {features.STAT_DEAD_LETTERS}={dead} = "
-            f"{written + dead}; this is a bug in beam_jobs, please report it with the input"
+            f"{features.STAT_ROWS_WRITTEN}={written} + {features.STAT_DEAD_LETTERS}={dead} + "
+            f"{features.STAT_DUPLICATES_DROPPED}={duplicates} = {written + dead + duplicates}; "
+            "this is a bug in beam_jobs, please report it with the input"
         )
 
 

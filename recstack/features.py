@@ -25,6 +25,20 @@ TITLE = "title"
 DESCRIPTION = "description"
 CATEGORIES = "categories"
 
+# --- Derived interaction features (written by `recstack ingest`) -------------------------------
+#: Training target of an event (config `ingest.event_labels`; 1.0 for implicit feedback).
+LABEL = "label"
+#: Example weight of an event (config `ingest.event_weights`; default 1.0).
+WEIGHT = "weight"
+#: The user's most recent item ids strictly before this event, oldest first (at most
+#: `ingest.history_length`); never includes the event itself or anything later.
+HISTORY_ITEM_IDS = "history_item_ids"
+#: Epoch seconds of the events in `HISTORY_ITEM_IDS`, aligned with it.
+HISTORY_TIMESTAMPS = "history_timestamps"
+#: Hour of day (0-23, UTC) and day of week (0 = Monday, UTC) of the event.
+HOUR = "hour"
+WEEKDAY = "weekday"
+
 #: Separator accepted for categories given as one string ("jazz|blues").
 CATEGORY_SEPARATOR = "|"
 
@@ -44,7 +58,8 @@ class Feature:
       name: Feature key in the Example and in the trainer's feature dict.
       dtype: One of "string", "int64", "float32".
       var_len: True for a list feature of any length (parsed as a dense, padded tensor).
-      default: Value used when a fixed-length feature is absent; None makes it required.
+      default: Value written and parsed when the feature is absent (`()` for an empty list);
+        None makes it required.
     """
 
     name: str
@@ -67,6 +82,12 @@ INTERACTION_FEATURES: tuple[Feature, ...] = (
     Feature(TIMESTAMP, DTYPE_INT64),
     Feature(EVENT, DTYPE_STRING),
     Feature(VALUE, DTYPE_FLOAT32, default=0.0),
+    Feature(LABEL, DTYPE_FLOAT32, default=1.0),
+    Feature(WEIGHT, DTYPE_FLOAT32, default=1.0),
+    Feature(HISTORY_ITEM_IDS, DTYPE_STRING, var_len=True, default=()),
+    Feature(HISTORY_TIMESTAMPS, DTYPE_INT64, var_len=True, default=()),
+    Feature(HOUR, DTYPE_INT64, default=0),
+    Feature(WEEKDAY, DTYPE_INT64, default=0),
 )
 
 #: One catalog item per Example in the item-corpus TFRecords (includes cold items).
@@ -158,6 +179,9 @@ class DataLayout:
 STAT_ROWS_IN = "rows_in"
 STAT_ROWS_WRITTEN = "rows_written"
 STAT_DEAD_LETTERS = "dead_letters"
+#: Exact duplicate events (same user, item, timestamp, event and value) dropped; the accounting
+#: is rows_in = rows_written + dead_letters + duplicates_dropped.
+STAT_DUPLICATES_DROPPED = "duplicates_dropped"
 STAT_TRAIN_ROWS = "train_rows"
 STAT_EVAL_ROWS = "eval_rows"
 STAT_USERS = "users"

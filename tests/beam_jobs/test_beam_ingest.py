@@ -71,7 +71,8 @@ def _interactions():
         ),
     }
     first = [*lines[:15], "", *list(bad)[:3]]
-    second = ["  ", *lines[15:], *list(bad)[3:]]
+    # lines[20] twice: an exact duplicate event, dropped and counted.
+    second = ["  ", *lines[15:], lines[20], *list(bad)[3:]]
     return [first, second], rows, bad
 
 
@@ -97,6 +98,7 @@ def inputs(tmp_path):
         "catalog": items,
         "catalog_dead": catalog_dead,
         "output": str(tmp_path / "data"),
+        "duplicates": 1,
     }
 
 
@@ -116,11 +118,28 @@ def _read_examples(pattern, feature_specs):
 def _interaction_tuples(parsed):
     if not parsed:
         return []
-    columns = [parsed[f.name] for f in features.INTERACTION_FEATURES]
+    names = (features.USER_ID, features.ITEM_ID, features.TIMESTAMP, features.EVENT, features.VALUE)
+    columns = [parsed[name] for name in names]
     return sorted(
         (user.decode(), item.decode(), ts, event.decode(), value)
         for user, item, ts, event, value in zip(*columns, strict=True)
     )
+
+
+def _check_derived_features(parsed, rows, history_length=20):
+    """History holds only the user's strictly earlier events; context matches the timestamp."""
+    for n in range(len(parsed.get(features.USER_ID, []))):
+        user, ts = parsed[features.USER_ID][n].decode(), parsed[features.TIMESTAMP][n]
+        earlier = sorted((r[2], r[1]) for r in rows if r[0] == user and r[2] < ts)
+        earlier = earlier[-history_length:]
+        assert [i.decode() for i in parsed[features.HISTORY_ITEM_IDS][n]] == [i for _, i in earlier]
+        assert parsed[features.HISTORY_TIMESTAMPS][n] == [t for t, _ in earlier]
+        moment = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+        assert (parsed[features.HOUR][n], parsed[features.WEEKDAY][n]) == (
+            moment.hour,
+            moment.weekday(),
+        )
+        assert (parsed[features.LABEL][n], parsed[features.WEIGHT][n]) == (1.0, 1.0)
 
 
 def _vocab_text(values):
@@ -142,6 +161,8 @@ def _check_outputs(inputs, stats, eval_days=7.0):
     eval_ = _read_examples(layout.eval_pattern, features.INTERACTION_FEATURES)
     assert _interaction_tuples(train) == expected_train
     assert _interaction_tuples(eval_) == expected_eval
+    _check_derived_features(train, rows)
+    _check_derived_features(eval_, rows)
 
     corpus = _read_examples(layout.items_pattern, features.ITEM_FEATURES)
     got_items = {
@@ -178,9 +199,10 @@ def _check_outputs(inputs, stats, eval_days=7.0):
         assert letter["file"] in expected_files
 
     expected_stats = {
-        features.STAT_ROWS_IN: len(rows) + len(inputs["bad"]),
+        features.STAT_ROWS_IN: len(rows) + len(inputs["bad"]) + inputs["duplicates"],
         features.STAT_ROWS_WRITTEN: len(rows),
         features.STAT_DEAD_LETTERS: len(inputs["bad"]),
+        features.STAT_DUPLICATES_DROPPED: inputs["duplicates"],
         features.STAT_TRAIN_ROWS: len(expected_train),
         features.STAT_EVAL_ROWS: len(expected_eval),
         features.STAT_USERS: len({r[0] for r in expected_train}),
@@ -192,7 +214,9 @@ def _check_outputs(inputs, stats, eval_days=7.0):
     assert stats == expected_stats
     with open(layout.stats, encoding="utf-8") as f:
         assert json.load(f) == expected_stats
-    assert stats["rows_in"] == stats["rows_written"] + stats["dead_letters"]
+    assert stats["rows_in"] == (
+        stats["rows_written"] + stats["dead_letters"] + stats["duplicates_dropped"]
+    )
 
 
 def test_run_ingest_writes_every_output(inputs):

@@ -32,8 +32,16 @@ def test_row_accounting_passes_when_every_row_is_accounted_for():
 
 
 def test_row_accounting_reports_the_numbers_of_a_mismatch():
-    with pytest.raises(RuntimeError, match=r"rows_in=10 but rows_written=7 \+ dead_letters=2 = 9"):
-        check_row_accounting({"rows_in": 10, "rows_written": 7, "dead_letters": 2})
+    with pytest.raises(
+        RuntimeError,
+        match=r"rows_in=10 but rows_written=6 \+ dead_letters=2 \+ duplicates_dropped=1 = 9",
+    ):
+        check_row_accounting(
+            {"rows_in": 10, "rows_written": 6, "dead_letters": 2, "duplicates_dropped": 1}
+        )
+    check_row_accounting(
+        {"rows_in": 10, "rows_written": 7, "dead_letters": 2, "duplicates_dropped": 1}
+    )
 
 
 def test_write_stats_counts_each_pcollection(tmp_path):

@@ -1,0 +1,80 @@
+"""Per-event history and context features, computed without leakage.
+
+For every event the user's last N items *strictly before* it (by timestamp) are attached, so a
+model trained on the event never sees the event itself or the future; events sharing a
+timestamp do not see each other. Context (hour, weekday) comes from the event's own timestamp.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+
+from recstack import features
+
+
+def add_context(row: dict[str, Any]) -> dict[str, Any]:
+    """Returns `row` with `hour` (0-23) and `weekday` (0 = Monday) of its UTC timestamp."""
+    when = datetime.datetime.fromtimestamp(row[features.TIMESTAMP], tz=datetime.UTC)
+    return {**row, features.HOUR: when.hour, features.WEEKDAY: when.weekday()}
+
+
+def _order(row: dict[str, Any]) -> tuple:
+    return (row[features.TIMESTAMP], row[features.ITEM_ID], row[features.EVENT],
+            row.get(features.VALUE, 0.0))  # fmt: skip
+
+
+def histories(rows: Iterable[dict[str, Any]], length: int) -> Iterator[dict[str, Any]]:
+    """Yields each of one user's events with the `length` latest earlier events attached.
+
+    Args:
+      rows: All events of one user, in any order.
+      length: Maximum history length N.
+
+    Yields:
+      The events in time order, each with `history_item_ids` / `history_timestamps`: the items
+      and times of the user's latest (at most `length`) events with a strictly smaller
+      timestamp, oldest first.
+    """
+    ordered = sorted(rows, key=_order)
+    past: deque[tuple[str, int]] = deque(maxlen=length)
+    start = 0
+    while start < len(ordered):
+        timestamp = ordered[start][features.TIMESTAMP]
+        end = start
+        while end < len(ordered) and ordered[end][features.TIMESTAMP] == timestamp:
+            end += 1
+        item_ids = [item for item, _ in past]
+        times = [t for _, t in past]
+        for row in ordered[start:end]:
+            yield {**row, features.HISTORY_ITEM_IDS: item_ids,
+                   features.HISTORY_TIMESTAMPS: times}  # fmt: skip
+        past.extend((row[features.ITEM_ID], timestamp) for row in ordered[start:end])
+        start = end
+
+
+class AddHistoryFeatures(beam.PTransform):
+    """Adds history (last `length` earlier items) and context features to every interaction.
+
+    Applied to a PCollection of interaction dicts; groups by user (one user's events must fit
+    in a worker's memory), returns the enriched dicts.
+    """
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        if length < 0:
+            raise ValueError(f"history length {length} must be >= 0")
+        self._length = length
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        return (
+            rows
+            | "KeyByUser" >> beam.Map(lambda row: (row[features.USER_ID], row))
+            | "GroupByUser" >> beam.GroupByKey()
+            | "AttachHistory" >> beam.FlatMap(lambda kv, n: histories(kv[1], n), self._length)
+            | "AddContext" >> beam.Map(add_context)
+        )

@@ -1,0 +1,64 @@
+"""Event labels/weights and exact-duplicate removal."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_jobs.config import IngestConfig
+from beam_jobs.duplicate_events import DropDuplicateEvents
+from beam_jobs.labels import AssignLabels
+from beam_jobs.parse import SourcedRow
+from recstack import features as F
+
+
+def _sourced(event, value=0.0, line=1):
+    row = {F.USER_ID: "u", F.ITEM_ID: "i", F.TIMESTAMP: line, F.EVENT: event, F.VALUE: value}
+    return SourcedRow("log.jsonl", f"raw {line}", row)
+
+
+def test_labels_from_config_value_events_and_unknown_events_dead_lettered():
+    rows = [_sourced("purchase", line=1), _sourced("rating", 4.5, 2), _sourced("hover", line=3)]
+    with TestPipeline() as p:
+        result = (
+            p
+            | beam.Create(rows)
+            | AssignLabels({"purchase": 1.0, "rating": "value", "click": 0.0}, {"purchase": 2.0})
+        )
+        labelled = result.rows | beam.Map(
+            lambda s: (s.row[F.EVENT], s.row[F.LABEL], s.row[F.WEIGHT])
+        )
+        assert_that(labelled, equal_to([("purchase", 1.0, 2.0), ("rating", 4.5, 1.0)]))
+        reasons = result.dead_letters | beam.Map(lambda d: (d["raw"], "'hover'" in d["reason"]))
+        assert_that(reasons, equal_to([("raw 3", True)]), label="DeadLetters")
+
+
+def test_empty_mapping_makes_every_event_positive():
+    with TestPipeline() as p:
+        result = p | beam.Create([_sourced("anything")]) | AssignLabels({}, {})
+        got = result.rows | beam.Map(lambda s: (s.row[F.LABEL], s.row[F.WEIGHT]))
+        assert_that(got, equal_to([(1.0, 1.0)]))
+
+
+@pytest.mark.parametrize(
+    "labels, weights, message",
+    [
+        ({"click": "lots"}, {}, r"event_labels\['click'\]='lots'"),
+        ({}, {"click": -1}, r"event_weights\['click'\]=-1"),
+        ({"click": 1.0}, {"view": 0.1}, "names event 'view'"),
+    ],
+)
+def test_bad_label_config_is_rejected(labels, weights, message):
+    with pytest.raises(ValueError, match=message):
+        IngestConfig(event_labels=labels, event_weights=weights)
+
+
+def test_exact_duplicates_dropped_and_near_duplicates_kept():
+    base = _sourced("view").row
+    rows = [base, dict(base), dict(base), {**base, F.VALUE: 1.0}, {**base, F.TIMESTAMP: 9}]
+    with TestPipeline() as p:
+        result = p | beam.Create(rows) | DropDuplicateEvents()
+        kept = result.rows | "Kept" >> beam.Map(lambda r: (r[F.TIMESTAMP], r[F.VALUE]))
+        assert_that(kept, equal_to([(1, 0.0), (1, 1.0), (9, 0.0)]))
+        dropped = result.duplicates | "Dropped" >> beam.combiners.Count.Globally()
+        assert_that(dropped, equal_to([2]), label="DroppedCount")
