@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from beam_jobs.columns import ColumnMapping
+
 #: Seconds per day, for turning `eval_days` into a timestamp offset.
 SECONDS_PER_DAY = 86400
 
@@ -28,6 +30,11 @@ class IngestConfig:
         Empty: every event is positive implicit feedback (label 1.0). When set, events not
         listed go to the dead letters.
       event_weights: Event type -> example weight (default 1.0), e.g. purchase 1.0, view 0.1.
+      input_format: "jsonl", "csv", "parquet", or "auto" (by file extension); `.gz` is read
+        transparently.
+      interaction_columns: Contract name -> source column name for the interaction files,
+        e.g. {user_id: userId, item_id: movieId}; unmapped names are read as they are.
+      item_columns: The same for the catalog files.
     """
 
     eval_days: float = 7.0
@@ -38,9 +45,19 @@ class IngestConfig:
     history_length: int = 20
     event_labels: dict[str, float | str] = dataclasses.field(default_factory=dict)
     event_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    input_format: str = "jsonl"
+    interaction_columns: ColumnMapping = dataclasses.field(default_factory=ColumnMapping)
+    item_columns: ColumnMapping = dataclasses.field(default_factory=ColumnMapping)
 
     def __post_init__(self) -> None:
+        from beam_jobs import readers
         from beam_jobs.labels import validate_event_labels
+
+        readers.check_format(self.input_format)
+        for name in ("interaction_columns", "item_columns"):
+            value = getattr(self, name)
+            if isinstance(value, dict):  # From YAML.
+                object.__setattr__(self, name, ColumnMapping.from_dict(value))
 
         validate_event_labels(self.event_labels, self.event_weights)
         if (

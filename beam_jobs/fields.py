@@ -1,8 +1,9 @@
 """Validation of single raw fields, shared by the interaction and catalog parsers.
 
-Each function takes the decoded JSON object of one input line and returns the field's value in
-the form the feature contract stores, or raises `FieldError` whose message is the dead-letter
-reason: it names the field, quotes the bad value and says what is accepted.
+Each function takes the decoded record of one input row (a JSON object, CSV row or Parquet row)
+and returns the field's value in the form the feature contract stores, or raises `FieldError`
+whose message is the dead-letter reason: it names the field, quotes the bad value and says what
+is accepted.
 """
 
 from __future__ import annotations
@@ -90,15 +91,18 @@ def parse_number(record: dict[str, Any], name: str) -> float:
 def parse_timestamp(record: dict[str, Any]) -> int:
     """Returns the timestamp as integer epoch seconds (fractions are floored).
 
-    Accepts epoch seconds as a JSON number or numeric string, or an ISO-8601 string such as
-    "2023-11-14T22:13:20Z"; an ISO string without an offset is read as UTC.
+    Accepts epoch seconds as a JSON number or numeric string, an ISO-8601 string such as
+    "2023-11-14T22:13:20Z", or a `datetime.datetime` (a Parquet timestamp column); a date-time
+    without an offset is read as UTC.
 
     Raises:
       FieldError: missing, unparseable, or outside 1970-01-01 .. 9999-12-31.
     """
     name = features.TIMESTAMP
     value = record.get(name)
-    if isinstance(value, str) and not _is_numeric(value):
+    if isinstance(value, datetime.datetime):
+        seconds = _datetime_to_epoch(value)
+    elif isinstance(value, str) and not _is_numeric(value):
         seconds = _iso_to_epoch(value)
     else:
         try:
@@ -207,6 +211,10 @@ def _iso_to_epoch(text: str) -> float:
             f"{features.TIMESTAMP} {text!r} is neither epoch seconds nor an ISO-8601 date-time "
             "(e.g. 2023-11-14T22:13:20Z)"
         ) from None
+    return _datetime_to_epoch(moment)
+
+
+def _datetime_to_epoch(moment: datetime.datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()

@@ -81,8 +81,12 @@ class Ingest(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         config, output = self._config, self._output_dir
         layout = features.DataLayout(output)
-        interactions = pbegin | "ParseInteractions" >> ParseInteractions(self._interactions)
-        catalog = pbegin | "ParseCatalog" >> ParseCatalog(self._items)
+        interactions = pbegin | "ParseInteractions" >> ParseInteractions(
+            self._interactions, config.input_format, config.interaction_columns
+        )
+        catalog = pbegin | "ParseCatalog" >> ParseCatalog(
+            self._items, config.input_format, config.item_columns
+        )
         items = catalog.rows | "DropDuplicateItems" >> DropDuplicateItems()
         labelled = interactions.rows | "AssignLabels" >> AssignLabels(
             config.event_labels, config.event_weights

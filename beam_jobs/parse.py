@@ -1,28 +1,30 @@
-"""Reading and validating the raw inputs: JSON Lines interactions and item catalog.
+"""Reading and validating the raw inputs: interactions and item catalog.
 
-`ParseInteractions` and `ParseCatalog` read every file matching a pattern (local or `gs://`),
-skip blank lines, parse each remaining line as one JSON object and validate it against the data
-contract (see `beam_jobs.fields`). Valid rows leave as `SourcedRow`s, which keep the file and the
-original line so later steps (unknown items, duplicates) can still emit complete dead letters;
-invalid rows leave as dead letters. Each outcome is counted with a Beam metrics counter in the
-namespace of its source ("interactions" or "catalog").
+`ParseInteractions` and `ParseCatalog` read every file matching a pattern (local or `gs://`) in
+JSON Lines, CSV or Parquet, plain or gzip-compressed (see `beam_jobs.readers`), rename the
+columns of a `ColumnMapping` to the contract's names, and validate each record against the data
+contract (see `beam_jobs.fields`). Valid rows leave as `SourcedRow`s, which keep the file, line
+number and original text so later steps (unknown items, duplicates) can still emit complete dead
+letters; invalid rows leave as dead letters carrying file, line number, raw text and reason.
+Each outcome is counted with a Beam metrics counter in the namespace of its source
+("interactions" or "catalog").
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam import coders
 
-from beam_jobs import dead_letters, fields
+from beam_jobs import dead_letters, fields, readers
+from beam_jobs.columns import ColumnMapping
 from recstack import features
 
-#: Tag of the main output of `ParseJsonLineFn`.
+#: Tag of the main output of `ValidateRecordFn`.
 ROWS_TAG = "rows"
-_BOM = "\ufeff"
+#: Key of a dead letter's 1-based line number (Parquet: row number) in its file.
+LINE_KEY = "line"
 
 
 class SourcedRow(NamedTuple):
@@ -30,23 +32,27 @@ class SourcedRow(NamedTuple):
 
     Attributes:
       file: Path of the input file.
-      raw: The input line, decoded, without its line break.
+      raw: The input line, decoded, without its line break (see `readers.SourceRecord.raw`).
       row: The validated row: a dict keyed by the contract's feature names.
+      line: 1-based line number of `raw` in `file` (Parquet: row number); None when unknown.
     """
 
     file: str
     raw: str
     row: dict[str, Any]
+    line: int | None = None
 
 
 class ParseResult(NamedTuple):
     """Outputs of `ParseInteractions` and `ParseCatalog`.
 
     Attributes:
-      rows: PCollection of `SourcedRow`, one per valid line.
-      dead_letters: PCollection of dead-letter dicts, one per invalid line.
-      lines: PCollection of `(file, line_bytes)`, one per non-blank input line; its size is the
-        number of rows read, which must equal rows kept plus dead letters.
+      rows: PCollection of `SourcedRow`, one per valid record.
+      dead_letters: PCollection of dead-letter dicts, one per invalid record, each with the
+        keys of `dead_letters.dead_letter` plus `LINE_KEY`.
+      lines: PCollection of `readers.SourceRecord`, one per record read (blank lines and the
+        CSV header excluded); its size is the number of rows read, which must equal rows kept
+        plus dead letters.
     """
 
     rows: beam.PCollection
@@ -91,130 +97,157 @@ def parse_item(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ParseJsonLineFn(beam.DoFn):
-    """Parses `(file, line_bytes)` into `SourcedRow`s; bad lines go to the dead-letter output.
+def located_dead_letter(
+    source: str, file: str, line: int | None, raw: str, reason: str
+) -> dict[str, Any]:
+    """Returns `dead_letters.dead_letter(source, file, raw, reason)` plus the line number.
+
+    Args:
+      line: 1-based line number of `raw` in `file` (Parquet: row number), stored at `LINE_KEY`.
+    """
+    return {**dead_letters.dead_letter(source, file, raw, reason), LINE_KEY: line}
+
+
+class ValidateRecordFn(beam.DoFn):
+    """Validates `readers.SourceRecord`s into `SourcedRow`s; bad ones go to the dead letters.
 
     The main output is tagged `ROWS_TAG`, the dead letters `dead_letters.DEAD_LETTER_TAG`.
-    A line is rejected when it is not UTF-8, not JSON, not a JSON object, or when
-    `parse_record` raises `fields.FieldError`.
+    A record is rejected when the reader could not decode it (its `error`, already counted by
+    the reader) or when `parse_record` raises `fields.FieldError` on it after renaming.
     """
 
-    def __init__(self, source: str, parse_record: Callable[[dict[str, Any]], dict[str, Any]]):
+    def __init__(
+        self,
+        source: str,
+        parse_record: Callable[[dict[str, Any]], dict[str, Any]],
+        columns: ColumnMapping | None = None,
+    ) -> None:
         """Args:
         source: `dead_letters.SOURCE_INTERACTIONS` or `SOURCE_CATALOG`; also the metrics
           namespace.
-        parse_record: Module-level function validating one decoded object (it is pickled to
+        parse_record: Module-level function validating one decoded record (it is pickled to
           the workers), e.g. `parse_interaction`.
+        columns: Renames source columns to contract names before validation; None renames
+          nothing.
         """
         super().__init__()
         self._source = source
         self._parse_record = parse_record
+        self._columns = columns or ColumnMapping()
         self._parsed = beam.metrics.Metrics.counter(source, "parsed")
-        self._bad_encoding = beam.metrics.Metrics.counter(source, "dead_letter_not_utf8")
-        self._bad_json = beam.metrics.Metrics.counter(source, "dead_letter_invalid_json")
-        self._not_object = beam.metrics.Metrics.counter(source, "dead_letter_not_an_object")
         self._bad_field = beam.metrics.Metrics.counter(source, "dead_letter_invalid_field")
 
-    def process(self, element: tuple[str, bytes]) -> Iterator[Any]:
-        file, data = element
-        try:
-            line = data.decode("utf-8").removeprefix(_BOM)
-        except UnicodeDecodeError as e:
-            self._bad_encoding.inc()
-            raw = data.decode("utf-8", errors="replace")
-            yield self._reject(file, raw, f"line is not UTF-8 ({e.reason} at byte {e.start})")
+    def process(self, element: readers.SourceRecord) -> Iterator[Any]:
+        if element.record is None:
+            yield self._reject(element, element.error)
             return
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            self._bad_json.inc()
-            yield self._reject(file, line, f"invalid JSON: {e}")
-            return
-        if not isinstance(record, dict):
-            self._not_object.inc()
-            yield self._reject(
-                file, line, f"expected a JSON object, got {fields.json_type_name(record)}"
-            )
-            return
-        try:
-            row = self._parse_record(record)
+            row = self._parse_record(self._columns.apply(element.record))
         except fields.FieldError as e:
             self._bad_field.inc()
-            yield self._reject(file, line, str(e))
+            yield self._reject(element, str(e))
             return
         self._parsed.inc()
-        yield SourcedRow(file, line, row)
+        yield SourcedRow(element.file, element.raw, row, element.line)
 
-    def _reject(self, file: str, raw: str, reason: str) -> beam.pvalue.TaggedOutput:
-        letter = dead_letters.dead_letter(self._source, file, raw, reason)
+    def _reject(self, element: readers.SourceRecord, reason: str) -> beam.pvalue.TaggedOutput:
+        letter = located_dead_letter(self._source, element.file, element.line, element.raw, reason)
         return beam.pvalue.TaggedOutput(dead_letters.DEAD_LETTER_TAG, letter)
 
 
-class DropBlankLinesFn(beam.DoFn):
-    """Passes `(file, line_bytes)` through unless the line is blank, counting the blank ones.
-
-    Blank lines (e.g. a trailing empty line) are not rows: they are neither read rows nor dead
-    letters.
-    """
-
-    def __init__(self, source: str):
-        """Args: source: Metrics namespace, e.g. `dead_letters.SOURCE_INTERACTIONS`."""
-        super().__init__()
-        self._blank = beam.metrics.Metrics.counter(source, "blank_lines_skipped")
-
-    def process(self, element: tuple[str, bytes]) -> Iterator[tuple[str, bytes]]:
-        if element[1].strip():
-            yield element
-        else:
-            self._blank.inc()
-
-
-class _ParseJsonLines(beam.PTransform):
-    """Reads the files matching a pattern and parses each non-blank line with `parse_record`."""
+class _ParseRecords(beam.PTransform):
+    """Reads the files matching a pattern and validates each record with `parse_record`."""
 
     def __init__(
         self,
         file_pattern: str,
         source: str,
         parse_record: Callable[[dict[str, Any]], dict[str, Any]],
+        input_format: str,
+        columns: ColumnMapping | None,
+        contract: tuple[features.Feature, ...],
     ) -> None:
         super().__init__()
+        readers.check_format(input_format)
+        columns = columns or ColumnMapping()
+        columns.check_targets([feature.name for feature in contract], _TABLES[source])
         self._file_pattern = file_pattern
         self._source = source
         self._parse_record = parse_record
+        self._input_format = input_format
+        self._columns = columns
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> ParseResult:
-        lines = (
-            pbegin
-            # Bytes, so that a line that is not UTF-8 becomes a dead letter, not a failed job.
-            | "Read"
-            >> beam.io.ReadFromTextWithFilename(self._file_pattern, coder=coders.BytesCoder())
-            | "DropBlankLines" >> beam.ParDo(DropBlankLinesFn(self._source))
+        records = pbegin | "ReadRecords" >> readers.ReadRecords(
+            self._file_pattern, self._input_format, self._source
         )
-        parsed = lines | "Parse" >> beam.ParDo(
-            ParseJsonLineFn(self._source, self._parse_record)
+        parsed = records | "ValidateRecords" >> beam.ParDo(
+            ValidateRecordFn(self._source, self._parse_record, self._columns)
         ).with_outputs(dead_letters.DEAD_LETTER_TAG, main=ROWS_TAG)
-        return ParseResult(parsed[ROWS_TAG], parsed[dead_letters.DEAD_LETTER_TAG], lines)
+        return ParseResult(parsed[ROWS_TAG], parsed[dead_letters.DEAD_LETTER_TAG], records)
 
 
-class ParseInteractions(_ParseJsonLines):
-    """Reads and validates JSON Lines interactions (see `parse_interaction`).
+_TABLES = {dead_letters.SOURCE_INTERACTIONS: "interaction", dead_letters.SOURCE_CATALOG: "item"}
+
+
+class ParseInteractions(_ParseRecords):
+    """Reads and validates interactions (see `parse_interaction`).
 
     Applied to the pipeline; returns a `ParseResult` whose rows hold interaction dicts.
     """
 
-    def __init__(self, file_pattern: str) -> None:
-        """Args: file_pattern: File path or glob, local or `gs://...`."""
-        super().__init__(file_pattern, dead_letters.SOURCE_INTERACTIONS, parse_interaction)
+    def __init__(
+        self,
+        file_pattern: str,
+        input_format: str = readers.FORMAT_JSONL,
+        columns: ColumnMapping | None = None,
+    ) -> None:
+        """Args:
+        file_pattern: File path or glob, local or `gs://...`.
+        input_format: "jsonl" (default), "csv", "parquet", or "auto" to pick each file's
+          format from its extension (`.jsonl`, `.csv`, `.parquet`, each optionally `.gz`).
+        columns: Source column names of interaction columns; None reads the contract's names.
+
+        Raises:
+          ValueError: unknown `input_format`, or `columns` maps a non-interaction column.
+        """
+        super().__init__(
+            file_pattern,
+            dead_letters.SOURCE_INTERACTIONS,
+            parse_interaction,
+            input_format,
+            columns,
+            features.INTERACTION_FEATURES,
+        )
 
 
-class ParseCatalog(_ParseJsonLines):
-    """Reads and validates the JSON Lines item catalog (see `parse_item`).
+class ParseCatalog(_ParseRecords):
+    """Reads and validates the item catalog (see `parse_item`).
 
     Applied to the pipeline; returns a `ParseResult` whose rows hold item dicts. Duplicate ids
     are left in; `beam_jobs.dedupe.DropDuplicateItems` resolves them.
     """
 
-    def __init__(self, file_pattern: str) -> None:
-        """Args: file_pattern: File path or glob, local or `gs://...`."""
-        super().__init__(file_pattern, dead_letters.SOURCE_CATALOG, parse_item)
+    def __init__(
+        self,
+        file_pattern: str,
+        input_format: str = readers.FORMAT_JSONL,
+        columns: ColumnMapping | None = None,
+    ) -> None:
+        """Args:
+        file_pattern: File path or glob, local or `gs://...`.
+        input_format: "jsonl" (default), "csv", "parquet", or "auto" to pick each file's
+          format from its extension (`.jsonl`, `.csv`, `.parquet`, each optionally `.gz`).
+        columns: Source column names of item columns; None reads the contract's names.
+
+        Raises:
+          ValueError: unknown `input_format`, or `columns` maps a non-item column.
+        """
+        super().__init__(
+            file_pattern,
+            dead_letters.SOURCE_CATALOG,
+            parse_item,
+            input_format,
+            columns,
+            features.ITEM_FEATURES,
+        )

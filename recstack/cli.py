@@ -1,6 +1,7 @@
 """`recstack`: one command line for every stage of the stack.
 
     recstack generate --output DIR            synthetic logs + catalog with planted structure
+    recstack import --source DIR --output DIR  MovieLens / Amazon reviews -> raw JSONL
     recstack ingest --interactions ... --items ... --output DIR [-- beam options]
     recstack train --data DIR --run-dir DIR   TFRS two-tower retrieval, TensorBoard, checkpoints
     recstack export --run-dir DIR --model-base-path DIR
@@ -36,6 +37,24 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(data.interaction_lines)} interaction rows, {len(data.items)} items:")
     for name, path in paths.items():
         print(f"  {name}: {path}")
+
+
+def _import(args: argparse.Namespace) -> None:
+    from beam_jobs.importers import import_dataset
+
+    if args.reviews or args.metadata:
+        if args.source or not (args.reviews and args.metadata):
+            sys.exit("recstack import: give either --source DIR, or both --reviews and --metadata")
+        source: str | dict[str, str] = {"reviews": args.reviews, "metadata": args.metadata}
+    elif args.source:
+        source = args.source
+    else:
+        sys.exit("recstack import: give --source DIR (or --reviews and --metadata)")
+    summary = import_dataset(args.layout, source, args.output)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    outputs = summary["outputs"]
+    print(f"next: recstack ingest --interactions {outputs['interactions']} "
+          f"--items {outputs['items']} --output DATA_DIR")  # fmt: skip
 
 
 def _ingest(args: argparse.Namespace, beam_args: list[str]) -> None:
@@ -108,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--malformed-fraction", type=float, help="broken rows per valid row")
     p.set_defaults(run=_generate)
+
+    p = sub.add_parser("import", help="convert MovieLens / Amazon reviews files to raw JSONL")
+    p.add_argument("--layout", default="auto",
+                   help="movielens-100k, movielens-1m, movielens-csv, amazon, or auto")  # fmt: skip
+    p.add_argument("--source", help="unpacked dataset directory (gs:// works)")
+    p.add_argument("--reviews", help="amazon: reviews JSONL file (.gz ok), with --metadata")
+    p.add_argument("--metadata", help="amazon: product metadata JSONL file (.gz ok)")
+    p.add_argument("--output", required=True, help="directory for the raw JSONL files")
+    p.set_defaults(run=_import)
 
     p = sub.add_parser("ingest", help="Beam: raw logs -> TFRecords, vocabularies, stats")
     p.add_argument("--interactions", required=True, help="JSONL file or glob (gs:// works)")

@@ -143,3 +143,12 @@ def test_required_strings_reject_blank():
         fields.parse_nonempty_string({"event": " "}, "event")
     with pytest.raises(fields.FieldError, match="missing event"):
         fields.parse_nonempty_string({}, "event")
+
+
+def test_datetimes_from_parquet_become_epoch_seconds():
+    aware = datetime.datetime(
+        2023, 11, 14, 23, 13, 20, tzinfo=datetime.timezone(datetime.timedelta(hours=1))
+    )
+    naive = datetime.datetime(2023, 11, 14, 22, 13, 20)
+    assert fields.parse_timestamp({TS: aware}) == 1700000000
+    assert fields.parse_timestamp({TS: naive}) == 1700000000

@@ -1,26 +1,27 @@
-"""Tests of the JSON Lines parsers: exact rows for good lines, reasons for bad ones."""
+"""Tests of the parsers: exact rows for good records, located dead letters for bad ones."""
 
 import json
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing import test_pipeline
-from apache_beam.testing.util import assert_that, equal_to
-from beam_matchers import dead_letters_match
+from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
 from beam_jobs import dead_letters
+from beam_jobs.columns import ColumnMapping
 from beam_jobs.parse import (
+    LINE_KEY,
     ROWS_TAG,
     ParseCatalog,
     ParseInteractions,
-    ParseJsonLineFn,
     SourcedRow,
+    ValidateRecordFn,
     parse_interaction,
-    parse_item,
 )
+from beam_jobs.readers import SourceRecord
 from recstack import features
 
-FILE = "gs://bucket/raw/part-0.jsonl"
+FILE = "gs://bucket/raw/part-0.csv"
 
 
 def _interaction(user, item, timestamp, event, value=0.0):
@@ -76,52 +77,76 @@ BAD_INTERACTIONS = {
 }
 
 
-def _parse(pipeline, lines, source, parse_record):
-    return (
-        pipeline
-        | beam.Create([(FILE, line.encode("utf-8")) for line in lines])
-        | beam.ParDo(ParseJsonLineFn(source, parse_record)).with_outputs(
-            dead_letters.DEAD_LETTER_TAG, main=ROWS_TAG
-        )
-    )
+def _write_lines(path, lines):
+    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in lines))
+    return str(path)
 
 
-def test_interaction_lines_parse_to_rows_or_dead_letters():
+def _letters_match(expected, source, file):
+    """Matcher: one dead letter per `expected` raw line, at its line, reason holding the text."""
+
+    def match(actual):
+        by_raw = {letter["raw"]: letter for letter in actual}
+        if len(by_raw) != len(actual) or set(by_raw) != set(expected):
+            raise BeamAssertException(f"dead letters for {sorted(by_raw)}, expected {expected}")
+        for raw, (line, fragment) in expected.items():
+            letter = by_raw[raw]
+            if {k: v for k, v in letter.items() if k != "reason"} != {
+                "source": source,
+                "file": file,
+                "raw": raw,
+                LINE_KEY: line,
+            }:
+                raise BeamAssertException(f"dead letter {letter} is not at {file}:{line}")
+            if fragment not in letter["reason"]:
+                raise BeamAssertException(f"reason {letter['reason']!r} lacks {fragment!r}")
+
+    return match
+
+
+def _numbered(lines, reasons, first=1):
+    return {line: (number, reasons[line]) for number, line in enumerate(lines, start=first)}
+
+
+def test_interaction_lines_parse_to_rows_or_dead_letters(tmp_path):
+    lines = [*GOOD_INTERACTIONS, *BAD_INTERACTIONS]
+    path = _write_lines(tmp_path / "log.jsonl", lines)
     with test_pipeline.TestPipeline() as p:
-        parsed = _parse(
-            p,
-            [*GOOD_INTERACTIONS, *BAD_INTERACTIONS],
-            dead_letters.SOURCE_INTERACTIONS,
-            parse_interaction,
-        )
+        result = p | ParseInteractions(path)
         expected_rows = [
-            SourcedRow(FILE, line.removeprefix("\ufeff"), row)
-            for line, row in GOOD_INTERACTIONS.items()
+            SourcedRow(path, line.removeprefix("\ufeff"), row, number)
+            for number, (line, row) in enumerate(GOOD_INTERACTIONS.items(), start=1)
         ]
-        assert_that(parsed[ROWS_TAG], equal_to(expected_rows), label="Rows")
+        assert_that(result.rows, equal_to(expected_rows), label="Rows")
         assert_that(
-            parsed[dead_letters.DEAD_LETTER_TAG],
-            dead_letters_match(BAD_INTERACTIONS, dead_letters.SOURCE_INTERACTIONS, FILE),
+            result.dead_letters,
+            _letters_match(
+                _numbered(BAD_INTERACTIONS, BAD_INTERACTIONS, first=len(GOOD_INTERACTIONS) + 1),
+                dead_letters.SOURCE_INTERACTIONS,
+                path,
+            ),
             label="DeadLetters",
         )
 
 
-def test_lines_that_are_not_utf8_become_dead_letters():
+def test_lines_that_are_not_utf8_become_dead_letters(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'\n{"user_id": "\xff"}\n')
     with test_pipeline.TestPipeline() as p:
-        parsed = (
-            p
-            | beam.Create([(FILE, b'{"user_id": "\xff"}')])
-            | beam.ParDo(
-                ParseJsonLineFn(dead_letters.SOURCE_INTERACTIONS, parse_interaction)
-            ).with_outputs(dead_letters.DEAD_LETTER_TAG, main=ROWS_TAG)
-        )
-        assert_that(parsed[ROWS_TAG], equal_to([]), label="Rows")
+        result = p | ParseInteractions(str(path))
+        assert_that(result.rows, equal_to([]), label="Rows")
         assert_that(
-            parsed[dead_letters.DEAD_LETTER_TAG],
-            dead_letters_match(
-                {'{"user_id": "\ufffd"}': "line is not UTF-8"},
-                dead_letters.SOURCE_INTERACTIONS,
-                FILE,
+            result.dead_letters,
+            equal_to(
+                [
+                    {
+                        "source": dead_letters.SOURCE_INTERACTIONS,
+                        "file": str(path),
+                        LINE_KEY: 2,
+                        "raw": '{"user_id": "\ufffd"}',
+                        "reason": "line is not UTF-8 (invalid start byte at byte 13)",
+                    }
+                ]
             ),
             label="DeadLetters",
         )
@@ -153,14 +178,22 @@ BAD_ITEMS = {
 }
 
 
-def test_catalog_lines_parse_to_rows_or_dead_letters():
+def test_catalog_lines_parse_to_rows_or_dead_letters(tmp_path):
+    path = _write_lines(tmp_path / "items.jsonl", [*GOOD_ITEMS, *BAD_ITEMS])
     with test_pipeline.TestPipeline() as p:
-        parsed = _parse(p, [*GOOD_ITEMS, *BAD_ITEMS], dead_letters.SOURCE_CATALOG, parse_item)
-        expected_rows = [SourcedRow(FILE, line, row) for line, row in GOOD_ITEMS.items()]
-        assert_that(parsed[ROWS_TAG], equal_to(expected_rows), label="Rows")
+        result = p | ParseCatalog(path)
+        expected_rows = [
+            SourcedRow(path, line, row, number)
+            for number, (line, row) in enumerate(GOOD_ITEMS.items(), start=1)
+        ]
+        assert_that(result.rows, equal_to(expected_rows), label="Rows")
         assert_that(
-            parsed[dead_letters.DEAD_LETTER_TAG],
-            dead_letters_match(BAD_ITEMS, dead_letters.SOURCE_CATALOG, FILE),
+            result.dead_letters,
+            _letters_match(
+                _numbered(BAD_ITEMS, BAD_ITEMS, first=len(GOOD_ITEMS) + 1),
+                dead_letters.SOURCE_CATALOG,
+                path,
+            ),
             label="DeadLetters",
         )
 
@@ -172,11 +205,12 @@ def test_parse_interactions_reads_files_and_skips_blank_lines(tmp_path):
     with test_pipeline.TestPipeline() as p:
         result = p | ParseInteractions(str(tmp_path / "*.jsonl"))
         row = _interaction("u1", "i1", 1700000000, "click")
-        assert_that(result.rows, equal_to([SourcedRow(str(path), good, row)] * 2), label="Rows")
+        rows = [SourcedRow(str(path), good, row, 1), SourcedRow(str(path), good, row, 5)]
+        assert_that(result.rows, equal_to(rows), label="Rows")
         assert_that(
             result.dead_letters,
-            dead_letters_match(
-                {"not json": "invalid JSON"}, dead_letters.SOURCE_INTERACTIONS, str(path)
+            _letters_match(
+                {"not json": (4, "invalid JSON")}, dead_letters.SOURCE_INTERACTIONS, str(path)
             ),
             label="DeadLetters",
         )
@@ -196,10 +230,51 @@ def test_parse_catalog_reads_files(tmp_path):
             features.DESCRIPTION: "",
             features.CATEGORIES: ["a", "b"],
         }
-        assert_that(result.rows, equal_to([SourcedRow(str(path), path.read_text().strip(), row)]))
+        assert_that(
+            result.rows, equal_to([SourcedRow(str(path), path.read_text().strip(), row, 1)])
+        )
 
 
 def test_a_pattern_matching_no_file_fails_loudly(tmp_path):
     with pytest.raises(OSError, match="No files found"):
         with test_pipeline.TestPipeline() as p:
             _ = p | ParseInteractions(str(tmp_path / "missing-*.jsonl"))
+
+
+def test_column_mapping_renames_source_columns_before_validation():
+    record = {"userId": "u1", "movieId": 7, "ts": 1700000000, "event": "rating", "value": "4"}
+    columns = ColumnMapping.from_dict(
+        {"user_id": "userId", "item_id": "movieId", "timestamp": "ts"}
+    )
+    with test_pipeline.TestPipeline() as p:
+        parsed = (
+            p
+            | beam.Create(
+                [SourceRecord(FILE, 2, "raw-2", record), SourceRecord(FILE, 3, "raw-3", {"ts": 5})]
+            )
+            | beam.ParDo(
+                ValidateRecordFn(dead_letters.SOURCE_INTERACTIONS, parse_interaction, columns)
+            ).with_outputs(dead_letters.DEAD_LETTER_TAG, main=ROWS_TAG)
+        )
+        row = _interaction("u1", "7", 1700000000, "rating", 4.0)
+        assert_that(parsed[ROWS_TAG], equal_to([SourcedRow(FILE, "raw-2", row, 2)]), label="Rows")
+        expected_letter = {
+            "source": dead_letters.SOURCE_INTERACTIONS,
+            "file": FILE,
+            LINE_KEY: 3,
+            "raw": "raw-3",
+            "reason": "missing user_id",
+        }
+        assert_that(
+            parsed[dead_letters.DEAD_LETTER_TAG], equal_to([expected_letter]), label="DeadLetters"
+        )
+
+
+def test_a_mapping_to_a_column_of_the_other_table_is_rejected():
+    with pytest.raises(ValueError, match=r"interaction column mapping names \['title'\]"):
+        ParseInteractions("x.jsonl", columns=ColumnMapping.from_dict({"title": "name"}))
+
+
+def test_an_unknown_input_format_is_rejected():
+    with pytest.raises(ValueError, match="input_format='xml' is not one of jsonl, csv"):
+        ParseCatalog("x.xml", input_format="xml")
