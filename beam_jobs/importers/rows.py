@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from beam_jobs.fields import ID_FORBIDDEN_CHARS
 from recstack import features
 
 #: The `event` of every explicit rating (MovieLens ratings, Amazon review stars).
@@ -29,8 +30,6 @@ REASON_BAD_TIMESTAMP = "bad_timestamp"
 REASON_BAD_GENRES = "bad_genres"
 REASON_BAD_TEXT = "bad_text"
 REASON_BAD_CATEGORIES = "bad_categories"
-
-_ID_FORBIDDEN_CHARS = ("\t", "\n", "\r")
 
 
 class Rejected(ValueError):
@@ -64,7 +63,7 @@ def source_id(value: Any, name: str) -> str:
         raise Rejected(REASON_MISSING_FIELD, f"missing {name}")
     if not isinstance(value, str) or not value.strip():
         raise Rejected(REASON_BAD_ID, f"{name} must be a non-empty string, got {value!r}")
-    if any(char in value for char in _ID_FORBIDDEN_CHARS):
+    if any(char in value for char in ID_FORBIDDEN_CHARS):
         raise Rejected(REASON_BAD_ID, f"{name} {value!r} contains a tab or line break")
     return value
 
