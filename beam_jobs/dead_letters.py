@@ -4,8 +4,8 @@ Every step that rejects a row emits one dead letter, so that for each input
 `rows read = rows written + dead letters` holds and a user can find and fix every lost row.
 A dead letter is a JSON object:
 
-    {"source": "interactions" | "catalog", "file": <path>, "raw": <original line>,
-     "reason": <what is wrong, naming the field and the value>}
+    {"source": "interactions" | "catalog", "file": <path>, "line": <1-based line number>,
+     "raw": <original line>, "reason": <what is wrong, naming the field and the value>}
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.shards import FORMAT_LINES, WriteShards
 from recstack import features
 
 #: Values of a dead letter's "source": the input the rejected line came from.
 SOURCE_INTERACTIONS = "interactions"
 SOURCE_CATALOG = "catalog"
+#: Key of a dead letter's 1-based line number (Parquet: row number) in its file.
+LINE_KEY = "line"
 #: Tag of the dead-letter output of the DoFns that emit them.
 DEAD_LETTER_TAG = "dead_letters"
 
@@ -37,21 +40,38 @@ class CheckResult(NamedTuple):
     dead_letters: beam.PCollection
 
 
-def dead_letter(source: str, file: str, raw: str, reason: str) -> dict[str, str]:
+def dead_letter(source: str, file: str, line: int | None, raw: str, reason: str) -> dict[str, Any]:
     """Returns the dead-letter record of one rejected input line.
 
     Args:
       source: `SOURCE_INTERACTIONS` or `SOURCE_CATALOG`.
       file: Path of the file the line was read from.
+      line: 1-based line number of `raw` in `file` (Parquet: row number); None when unknown.
       raw: The line as read (without its line break).
       reason: Readable reason naming the offending field and value.
     """
-    return {"source": source, "file": file, "raw": raw, "reason": reason}
+    return {"source": source, "file": file, LINE_KEY: line, "raw": raw, "reason": reason}
+
+
+def rejected(source: str, sourced: Any, reason: str) -> dict[str, Any]:
+    """Returns the dead letter of a validated row rejected by a later check.
+
+    Args:
+      source: `SOURCE_INTERACTIONS` or `SOURCE_CATALOG`.
+      sourced: A `beam_jobs.parse.SourcedRow` (anything with `file`, `line`, `raw`).
+      reason: Readable reason naming the offending field and value.
+    """
+    return dead_letter(source, sourced.file, sourced.line, sourced.raw, reason)
 
 
 def to_json_line(record: dict[str, Any]) -> str:
     """Serializes one dead letter as a JSON line with sorted keys (stable, diffable files)."""
     return json.dumps(record, sort_keys=True, ensure_ascii=False)
+
+
+def to_json_bytes(record: dict[str, Any]) -> bytes:
+    """`to_json_line` encoded as UTF-8."""
+    return to_json_line(record).encode("utf-8")
 
 
 class WriteDeadLetters(beam.PTransform):
@@ -71,10 +91,12 @@ class WriteDeadLetters(beam.PTransform):
         return (
             dead_letters
             | "Flatten" >> beam.Flatten()
-            | "ToJson" >> beam.Map(to_json_line)
+            | "ToJson" >> beam.Map(to_json_bytes)
             | "Write"
-            >> beam.io.WriteToText(
+            >> WriteShards(
                 FileSystems.join(self._output_dir, features.DEAD_LETTER_PREFIX),
-                file_name_suffix=features.DEAD_LETTER_SUFFIX,
+                features.DEAD_LETTER_SUFFIX,
+                file_format=FORMAT_LINES,
+                compress=False,
             )
         )

@@ -16,6 +16,11 @@ def _key_by_item_id(sourced: SourcedRow) -> tuple[str, SourcedRow]:
     return sourced.row[features.ITEM_ID], sourced
 
 
+def _position(sourced: SourcedRow) -> tuple:
+    line = sourced.line if sourced.line is not None else -1
+    return sourced.file, line, sourced.raw
+
+
 class KeepFirstItemFn(beam.DoFn):
     """Keeps one record per item id and sends the others to the dead letters.
 
@@ -32,7 +37,7 @@ class KeepFirstItemFn(beam.DoFn):
 
     def process(self, element: tuple[str, Iterable[SourcedRow]]) -> Iterator[Any]:
         item_id, records = element
-        kept, *others = sorted(records, key=lambda r: (r.file, r.raw))
+        kept, *others = sorted(records, key=_position)
         yield kept.row
         for other in others:
             self._duplicates.inc()
@@ -40,9 +45,7 @@ class KeepFirstItemFn(beam.DoFn):
                 f"duplicate {features.ITEM_ID} {item_id!r}: the catalog holds it more than once "
                 f"and the record {kept.raw!r} from {kept.file} was kept; keep one line per item"
             )
-            letter = dead_letters.dead_letter(
-                dead_letters.SOURCE_CATALOG, other.file, other.raw, reason
-            )
+            letter = dead_letters.rejected(dead_letters.SOURCE_CATALOG, other, reason)
             yield beam.pvalue.TaggedOutput(dead_letters.DEAD_LETTER_TAG, letter)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.shards import WriteShards
 from recstack import features
 
 
@@ -45,15 +45,17 @@ def serialize_example(row: dict[str, Any], feature_specs: tuple[features.Feature
             feature.int64_list.value.extend(values)
         else:
             feature.float_list.value.extend(values)
-    return example.SerializeToString()
+    # Map fields serialize in hash order unless asked; sorted keys make the bytes reproducible.
+    return example.SerializeToString(deterministic=True)
 
 
 class WriteExamples(beam.PTransform):
-    """Writes rows as gzip TFRecords of `tf.train.Example`s.
+    """Writes rows as gzip TFRecords of `tf.train.Example`s, deterministically.
 
     Files are `<output_dir>/<prefix>-SSSSS-of-NNNNN.tfrecord.gz`, which
-    `features.DataLayout(output_dir).pattern(prefix)` globs. An empty input still writes one
-    empty shard. Applied to a PCollection of row dicts.
+    `features.DataLayout(output_dir).pattern(prefix)` globs; the same rows always give
+    byte-identical files (see `beam_jobs.shards`). An empty input still writes one empty
+    shard. Applied to a PCollection of row dicts; returns the PCollection of paths written.
     """
 
     def __init__(
@@ -67,7 +69,7 @@ class WriteExamples(beam.PTransform):
         output_dir: Data directory (local path or `gs://...`).
         prefix: File name prefix, e.g. `features.TRAIN_PREFIX`.
         feature_specs: Features to write, e.g. `features.INTERACTION_FEATURES`.
-        num_shards: Number of shards; 0 lets the runner choose.
+        num_shards: Number of shards; 0 chooses one per `shards.DEFAULT_ROWS_PER_SHARD` rows.
         """
         super().__init__()
         self._path_prefix = FileSystems.join(output_dir, prefix)
@@ -79,10 +81,5 @@ class WriteExamples(beam.PTransform):
             rows
             | "Serialize" >> beam.Map(serialize_example, self._feature_specs)
             | "Write"
-            >> beam.io.WriteToTFRecord(
-                self._path_prefix,
-                file_name_suffix=features.TFRECORD_SUFFIX,
-                num_shards=self._num_shards,
-                compression_type=CompressionTypes.GZIP,
-            )
+            >> WriteShards(self._path_prefix, features.TFRECORD_SUFFIX, num_shards=self._num_shards)
         )

@@ -27,6 +27,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
+from beam_jobs import outputs
 from beam_jobs import stats as stats_lib
 from beam_jobs.config import IngestConfig
 from beam_jobs.dead_letters import (
@@ -164,27 +165,6 @@ def pipeline_options(config: IngestConfig, beam_args: list[str] | None = None) -
     return PipelineOptions(defaults + args)
 
 
-def previous_outputs(output_dir: str) -> list[str]:
-    """Returns the files of an earlier ingestion in `output_dir` (shards, vocabularies, stats).
-
-    Stale shards would otherwise mix with new ones under the same glob when the shard count
-    changes between runs.
-    """
-    layout = features.DataLayout(output_dir)
-    patterns = [
-        layout.train_pattern,
-        layout.eval_pattern,
-        layout.items_pattern,
-        layout.dead_letter_pattern,
-        layout.user_vocab,
-        layout.item_vocab,
-        layout.stats,
-    ]
-    return [
-        metadata.path for match in FileSystems.match(patterns) for metadata in match.metadata_list
-    ]
-
-
 def read_stats(output_dir: str) -> dict[str, Any]:
     """Returns the stats.json of the data directory `output_dir` (local or `gs://`)."""
     with FileSystems.open(features.DataLayout(output_dir).stats) as f:
@@ -210,11 +190,14 @@ def run_ingest(
     items: str,
     output_dir: str,
     beam_args: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Runs the ingestion job to completion and returns its stats.
 
-    Files of an earlier ingestion in `output_dir` are deleted first (and logged), so the
-    directory afterwards holds exactly this run's outputs.
+    The job writes into a temporary sibling of `output_dir` that replaces `output_dir` only
+    when the run succeeded and its row accounting holds (`beam_jobs.outputs`), so the
+    directory afterwards holds exactly this run's outputs, and a failed run leaves the
+    previous outputs untouched.
 
     Args:
       config: The job's configuration.
@@ -223,34 +206,39 @@ def run_ingest(
       output_dir: Data directory for the outputs (local or `gs://`).
       beam_args: Beam options, e.g. `["--runner", "DataflowRunner", "--project", "p", ...]`;
         see `pipeline_options` for the local defaults.
+      overwrite: Replace the files `output_dir` already holds; when False such files make
+        the run fail before it starts.
 
     Returns:
       The stats.json dict, keyed by the `features.STAT_*` names.
 
     Raises:
       OSError: no file matches `interactions` or `items`.
+      beam_jobs.outputs.OutputExistsError: `output_dir` holds files and `overwrite` is False.
       RuntimeError: the pipeline did not finish, or rows were lost
         (`rows_in != rows_written + dead_letters + duplicates_dropped`).
     """
-    pipeline = beam.Pipeline(options=pipeline_options(config, beam_args))
-    # Building the graph checks that the input patterns match files, before anything is deleted.
-    _ = pipeline | "Ingest" >> Ingest(config, interactions, items, output_dir)
-    stale = previous_outputs(output_dir)
-    if stale:
-        logger.info("Removing %d files of a previous ingestion from %s", len(stale), output_dir)
-        FileSystems.delete(stale)
-    logger.info(
-        "Ingesting interactions %s and catalog %s into %s (%s)",
-        interactions,
-        items,
-        output_dir,
-        config,
-    )
-    result = pipeline.run()
-    state = result.wait_until_finish()
-    if state != PipelineState.DONE:
-        raise RuntimeError(f"the ingestion pipeline ended in state {state}; see the runner's log")
-    _log_counters(result)
+    pipeline_opts = pipeline_options(config, beam_args)
+    with outputs.staged_output(output_dir, overwrite) as staging:
+        pipeline = beam.Pipeline(options=pipeline_opts)
+        _ = pipeline | "Ingest" >> Ingest(config, interactions, items, staging)
+        logger.info(
+            "Ingesting interactions %s and catalog %s into %s via %s (%s)",
+            interactions,
+            items,
+            output_dir,
+            staging,
+            config,
+        )
+        result = pipeline.run()
+        state = result.wait_until_finish()
+        if state != PipelineState.DONE:
+            raise RuntimeError(
+                f"the ingestion pipeline ended in state {state}; see the runner's log"
+            )
+        _log_counters(result)
+        # A run that lost rows is not published.
+        stats_lib.check_row_accounting(read_stats(staging))
     stats = read_stats(output_dir)
     logger.info(
         "Ingested %d interaction rows: %d train, %d eval, %d dead letters; %d users and %d items "
@@ -266,7 +254,6 @@ def run_ingest(
         stats[features.STAT_SPLIT_TIMESTAMP],
         output_dir,
     )
-    stats_lib.check_row_accounting(stats)
     return stats
 
 
@@ -309,9 +296,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         f"(default: {config_lib.DEFAULT_CONFIG}).",
     )
     parser.add_argument("--eval-days", type=float, default=None, help="Overrides ingest.eval_days.")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Replace the outputs already in --output."
+    )
     args, beam_args = parser.parse_known_args(argv)
     config = load_config(args.config, args.eval_days)
-    return run_ingest(config, args.interactions, args.items, args.output, beam_args)
+    return run_ingest(
+        config, args.interactions, args.items, args.output, beam_args, overwrite=args.overwrite
+    )
 
 
 if __name__ == "__main__":

@@ -55,9 +55,7 @@ class KeepKnownItemsFn(beam.DoFn):
                 f"unknown {features.ITEM_ID} {item_id!r}: not in the item catalog; add the item "
                 "to the catalog or set ingest.strict_catalog: false to keep such interactions"
             )
-            letter = dead_letters.dead_letter(
-                dead_letters.SOURCE_INTERACTIONS, sourced.file, sourced.raw, reason
-            )
+            letter = dead_letters.rejected(dead_letters.SOURCE_INTERACTIONS, sourced, reason)
             yield beam.pvalue.TaggedOutput(dead_letters.DEAD_LETTER_TAG, letter)
 
 

@@ -65,9 +65,7 @@ class AssignLabelsFn(beam.DoFn):
             )
             yield beam.pvalue.TaggedOutput(
                 dead_letters.DEAD_LETTER_TAG,
-                dead_letters.dead_letter(
-                    dead_letters.SOURCE_INTERACTIONS, sourced.file, sourced.raw, reason
-                ),
+                dead_letters.rejected(dead_letters.SOURCE_INTERACTIONS, sourced, reason),
             )
             return
         label = self._labels.get(event, 1.0)

@@ -23,8 +23,8 @@ from recstack import features
 
 #: Tag of the main output of `ValidateRecordFn`.
 ROWS_TAG = "rows"
-#: Key of a dead letter's 1-based line number (Parquet: row number) in its file.
-LINE_KEY = "line"
+#: Key of a dead letter's line number (re-exported from `dead_letters`).
+LINE_KEY = dead_letters.LINE_KEY
 
 
 class SourcedRow(NamedTuple):
@@ -97,17 +97,6 @@ def parse_item(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def located_dead_letter(
-    source: str, file: str, line: int | None, raw: str, reason: str
-) -> dict[str, Any]:
-    """Returns `dead_letters.dead_letter(source, file, raw, reason)` plus the line number.
-
-    Args:
-      line: 1-based line number of `raw` in `file` (Parquet: row number), stored at `LINE_KEY`.
-    """
-    return {**dead_letters.dead_letter(source, file, raw, reason), LINE_KEY: line}
-
-
 class ValidateRecordFn(beam.DoFn):
     """Validates `readers.SourceRecord`s into `SourcedRow`s; bad ones go to the dead letters.
 
@@ -151,7 +140,9 @@ class ValidateRecordFn(beam.DoFn):
         yield SourcedRow(element.file, element.raw, row, element.line)
 
     def _reject(self, element: readers.SourceRecord, reason: str) -> beam.pvalue.TaggedOutput:
-        letter = located_dead_letter(self._source, element.file, element.line, element.raw, reason)
+        letter = dead_letters.dead_letter(
+            self._source, element.file, element.line, element.raw, reason
+        )
         return beam.pvalue.TaggedOutput(dead_letters.DEAD_LETTER_TAG, letter)
 
 

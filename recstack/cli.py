@@ -61,7 +61,9 @@ def _ingest(args: argparse.Namespace, beam_args: list[str]) -> None:
     from beam_jobs.ingest import load_config, run_ingest
 
     config = load_config(args.config, args.eval_days)
-    stats = run_ingest(config, args.interactions, args.items, args.output, beam_args)
+    stats = run_ingest(
+        config, args.interactions, args.items, args.output, beam_args, overwrite=args.overwrite
+    )
     print(json.dumps(stats, indent=2, sort_keys=True))
 
 
@@ -138,10 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_import)
 
     p = sub.add_parser("ingest", help="Beam: raw logs -> TFRecords, vocabularies, stats")
-    p.add_argument("--interactions", required=True, help="JSONL file or glob (gs:// works)")
-    p.add_argument("--items", required=True, help="catalog JSONL file or glob")
+    p.add_argument("--interactions", required=True, help="file or glob (gs:// works)")
+    p.add_argument("--items", required=True, help="catalog file or glob")
     p.add_argument("--output", required=True, help="output data directory")
     p.add_argument("--eval-days", type=float, help="days at the end that form the eval split")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.set_defaults(run=_ingest, beam=True)
 
     p = sub.add_parser("train", help="train the TFRS retrieval model")

@@ -20,8 +20,10 @@ def dead_letters_match(expected: dict[str, str], source: str, file: str):
             )
         for raw, fragment in expected.items():
             letter = by_raw[raw]
-            if set(letter) != {"source", "file", "raw", "reason"}:
+            if set(letter) != {"source", "file", "line", "raw", "reason"}:
                 raise BeamAssertException(f"dead letter keys {sorted(letter)}")
+            if not isinstance(letter["line"], int) or letter["line"] < 1:
+                raise BeamAssertException(f"dead letter without a line number: {letter}")
             if letter["source"] != source or letter["file"] != file:
                 raise BeamAssertException(f"wrong source/file in {letter}")
             if fragment not in letter["reason"]:

@@ -21,27 +21,28 @@ def _item(item_id, title):
     }
 
 
-def _sourced_item(file, item_id, title):
-    return SourcedRow(file, f"{item_id}:{title}", _item(item_id, title))
+def _sourced_item(file, line, item_id, title):
+    return SourcedRow(file, f"{item_id}:{title}", _item(item_id, title), line)
 
 
 def test_duplicate_items_keep_the_record_that_sorts_first_by_file_and_line():
     records = [
-        _sourced_item("b.jsonl", "i1", "from b"),
-        _sourced_item("a.jsonl", "i1", "z from a"),
-        _sourced_item("a.jsonl", "i1", "y from a"),
-        _sourced_item("a.jsonl", "i2", "only"),
+        _sourced_item("b.jsonl", 1, "i1", "from b"),
+        _sourced_item("a.jsonl", 9, "i1", "z from a"),
+        _sourced_item("a.jsonl", 10, "i1", "y from a"),
+        _sourced_item("a.jsonl", 11, "i2", "only"),
     ]
     # The same outcome for every input order: the kept record must not depend on arrival.
     for ordered in (records, records[::-1]):
         with test_pipeline.TestPipeline() as p:
             result = p | beam.Create(ordered) | DropDuplicateItems()
             assert_that(
-                result.rows, equal_to([_item("i1", "y from a"), _item("i2", "only")]), "Rows"
+                result.rows, equal_to([_item("i1", "z from a"), _item("i2", "only")]), "Rows"
             )
             assert_that(
-                result.dead_letters | beam.Map(lambda letter: (letter["file"], letter["raw"])),
-                equal_to([("b.jsonl", "i1:from b"), ("a.jsonl", "i1:z from a")]),
+                result.dead_letters
+                | beam.Map(lambda letter: (letter["file"], letter["line"], letter["raw"])),
+                equal_to([("b.jsonl", 1, "i1:from b"), ("a.jsonl", 10, "i1:y from a")]),
                 "DeadLetters",
             )
             assert_that(
@@ -49,7 +50,7 @@ def test_duplicate_items_keep_the_record_that_sorts_first_by_file_and_line():
                 equal_to(
                     [
                         "duplicate item_id 'i1': the catalog holds it more than once and the "
-                        "record 'i1:y from a' from a.jsonl was kept; keep one line per item"
+                        "record 'i1:z from a' from a.jsonl was kept; keep one line per item"
                     ]
                     * 2
                 ),
@@ -65,7 +66,7 @@ def _interaction(user, item):
         features.EVENT: "click",
         features.VALUE: 0.0,
     }
-    return SourcedRow("log.jsonl", f"{user}->{item}", row)
+    return SourcedRow("log.jsonl", f"{user}->{item}", row, 7)
 
 
 def test_interactions_with_items_outside_the_catalog_become_dead_letters():

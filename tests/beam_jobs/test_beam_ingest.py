@@ -15,6 +15,7 @@ from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
 from beam_jobs.config import IngestConfig
 from beam_jobs.ingest import pipeline_options, run, run_ingest
+from beam_jobs.outputs import OutputExistsError
 from recstack import features
 
 DAY = 86400
@@ -34,13 +35,12 @@ def _catalog():
             record["categories"] = [f"c{k}", "shared"]
         lines.append(json.dumps(record))
         items[f"i{k}"] = (record["title"], record["description"], [f"c{k}", "shared"])
-    # A duplicate of i0 sorting before the original line is the record that must be kept.
+    # A later duplicate of i0 that sorts before the original text: the earlier line is kept.
     duplicate = json.dumps({"item_id": "i0", "title": "Item 0 again"})
     assert duplicate < lines[0]
     lines.append(duplicate)
-    items["i0"] = ("Item 0 again", "", [])
     bad = {"{broken": "invalid JSON", '{"title": "no id"}': "missing item_id"}
-    dead = {lines[0]: "duplicate item_id 'i0'", **bad}
+    dead = {duplicate: "duplicate item_id 'i0'", **bad}
     return [*lines, "", *bad], items, dead
 
 
@@ -193,6 +193,7 @@ def _check_outputs(inputs, stats, eval_days=7.0):
     assert sorted((d["source"], d["raw"]) for d in letters) == sorted(expected_letters)
     for letter in letters:
         assert expected_letters[letter["source"], letter["raw"]] in letter["reason"]
+        assert isinstance(letter["line"], int) and letter["line"] >= 1
         expected_files = (
             inputs["interaction_files"] if letter["source"] == "interactions" else [inputs["items"]]
         )
@@ -219,18 +220,64 @@ def _check_outputs(inputs, stats, eval_days=7.0):
     )
 
 
-def test_run_ingest_writes_every_output(inputs):
+def _siblings(output):
+    parent, name = os.path.split(output)
+    return sorted(e for e in os.listdir(parent) if e.startswith(name))
+
+
+def test_run_ingest_writes_every_output_and_replaces_only_with_overwrite(inputs):
     stale = os.path.join(inputs["output"], f"train-00000-of-00009{features.TFRECORD_SUFFIX}")
     os.makedirs(inputs["output"])
     with open(stale, "wb") as f:
         f.write(b"left over from an earlier run")
+    args = (IngestConfig(), inputs["interactions"], inputs["items"], inputs["output"], IN_MEMORY)
 
-    stats = run_ingest(
-        IngestConfig(), inputs["interactions"], inputs["items"], inputs["output"], IN_MEMORY
-    )
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_ingest(*args)
+    assert os.listdir(inputs["output"]) == [os.path.basename(stale)]
+
+    stats = run_ingest(*args, overwrite=True)
 
     assert not os.path.exists(stale)
     _check_outputs(inputs, stats)
+    # No staging or set-aside directory is left next to the output.
+    assert _siblings(inputs["output"]) == [os.path.basename(inputs["output"])]
+
+
+def test_a_failed_rerun_leaves_the_previous_output_untouched(inputs, tmp_path):
+    args = (IngestConfig(), inputs["interactions"], inputs["items"], inputs["output"], IN_MEMORY)
+    run_ingest(*args)
+    before = _file_bytes(inputs["output"])
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00 this is not deflate data")
+
+    with pytest.raises(Exception, match="broken.jsonl.gz"):
+        run_ingest(IngestConfig(), str(broken), *args[2:], overwrite=True)
+
+    assert _file_bytes(inputs["output"]) == before
+    assert _siblings(inputs["output"]) == [os.path.basename(inputs["output"])]
+
+
+def _file_bytes(directory):
+    """Returns {file name: bytes} of every file in `directory`."""
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+@pytest.mark.slow
+def test_reruns_give_byte_identical_outputs_across_runner_modes(inputs, tmp_path):
+    """The same input gives the same bytes in every file, single- or multi-process."""
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    config = IngestConfig(direct_num_workers=2, num_shards=3)
+    run_ingest(config, inputs["interactions"], inputs["items"], first, IN_MEMORY)
+    run_ingest(config, inputs["interactions"], inputs["items"], second)
+
+    first_files, second_files = _file_bytes(first), _file_bytes(second)
+    assert first_files == second_files
+    assert len([n for n in first_files if n.startswith(features.TRAIN_PREFIX)]) == 3
 
 
 @pytest.mark.slow
@@ -276,8 +323,11 @@ def test_missing_input_files_fail_with_the_pattern_and_delete_nothing(inputs, tm
         f.write("{}")
     missing = str(tmp_path / "nowhere-*.jsonl")
     with pytest.raises(OSError, match="nowhere"):
-        run_ingest(IngestConfig(), missing, inputs["items"], inputs["output"], IN_MEMORY)
-    assert os.path.exists(earlier)
+        run_ingest(
+            IngestConfig(), missing, inputs["items"], inputs["output"], IN_MEMORY, overwrite=True
+        )
+    assert os.listdir(inputs["output"]) == [features.STATS_FILE]
+    assert _siblings(inputs["output"]) == [os.path.basename(inputs["output"])]
 
 
 def test_cli_rejects_eval_days_that_a_split_timestamp_would_ignore(inputs, tmp_path):

@@ -14,7 +14,7 @@ from recstack import features as F
 
 def _sourced(event, value=0.0, line=1):
     row = {F.USER_ID: "u", F.ITEM_ID: "i", F.TIMESTAMP: line, F.EVENT: event, F.VALUE: value}
-    return SourcedRow("log.jsonl", f"raw {line}", row)
+    return SourcedRow("log.jsonl", f"raw {line}", row, line)
 
 
 def test_labels_from_config_value_events_and_unknown_events_dead_lettered():
@@ -29,8 +29,10 @@ def test_labels_from_config_value_events_and_unknown_events_dead_lettered():
             lambda s: (s.row[F.EVENT], s.row[F.LABEL], s.row[F.WEIGHT])
         )
         assert_that(labelled, equal_to([("purchase", 1.0, 2.0), ("rating", 4.5, 1.0)]))
-        reasons = result.dead_letters | beam.Map(lambda d: (d["raw"], "'hover'" in d["reason"]))
-        assert_that(reasons, equal_to([("raw 3", True)]), label="DeadLetters")
+        reasons = result.dead_letters | beam.Map(
+            lambda d: (d["raw"], d["line"], "'hover'" in d["reason"])
+        )
+        assert_that(reasons, equal_to([("raw 3", 3, True)]), label="DeadLetters")
 
 
 def test_empty_mapping_makes_every_event_positive():
