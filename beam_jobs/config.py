@@ -9,6 +9,9 @@ from beam_jobs.columns import ColumnMapping
 
 #: Seconds per day, for turning `eval_days` into a timestamp offset.
 SECONDS_PER_DAY = 86400
+#: Values of `IngestConfig.split_method` (see `beam_jobs.split`).
+SPLIT_TIME = "time"
+SPLIT_LEAVE_LAST_OUT = "leave_last_out"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,11 +19,18 @@ class IngestConfig:
     """How raw interaction logs and the item catalog become training data.
 
     Attributes:
-      eval_days: Length of the evaluation window in days. Interactions with
-        `timestamp >= max_timestamp - eval_days * 86400` form the eval split, where
-        `max_timestamp` is the latest valid interaction; the rest is the train split.
-      split_timestamp: Absolute cutoff in epoch seconds (eval is `timestamp >= split_timestamp`);
-        when set it overrides `eval_days`, which makes splits reproducible as data grows.
+      split_method: "time" (global cutoffs) or "leave_last_out" (per user: the latest event is
+        test, the one before eval, the rest train; users with < 3 events stay in train).
+      eval_days: Time split: length of the evaluation window in days. Without a test split,
+        interactions with `timestamp >= max_timestamp - eval_days * 86400` form the eval split,
+        where `max_timestamp` is the latest valid interaction; with one, the eval window is
+        the `eval_days` before the test window. Earlier interactions form the train split.
+      test_days: Time split: length of the test window at the end, in days; 0 (default) for no
+        test split (the test files are then empty).
+      split_timestamp: Absolute eval cutoff in epoch seconds (eval is `timestamp >=
+        split_timestamp`); when set it overrides `eval_days`, which makes splits reproducible
+        as data grows.
+      test_timestamp: Absolute test cutoff in epoch seconds; overrides `test_days`.
       strict_catalog: Send interactions whose `item_id` is not in the catalog to the dead
         letters. When False they are kept (the item then has no text features).
       direct_num_workers: Worker processes of the local DirectRunner (ignored by other runners).
@@ -37,8 +47,11 @@ class IngestConfig:
       item_columns: The same for the catalog files.
     """
 
+    split_method: str = SPLIT_TIME
     eval_days: float = 7.0
+    test_days: float = 0.0
     split_timestamp: int | None = None
+    test_timestamp: int | None = None
     strict_catalog: bool = True
     direct_num_workers: int = 2
     num_shards: int = 0
@@ -78,14 +91,38 @@ class IngestConfig:
                 f"ingest.eval_days={self.eval_days!r} must be a positive number of days; set it "
                 "to e.g. 7, or set ingest.split_timestamp for an absolute cutoff"
             )
-        if self.split_timestamp is not None and (
-            isinstance(self.split_timestamp, bool)
-            or not isinstance(self.split_timestamp, int)
-            or self.split_timestamp < 0
+        if self.split_method not in (SPLIT_TIME, SPLIT_LEAVE_LAST_OUT):
+            raise ValueError(
+                f"ingest.split_method={self.split_method!r} must be {SPLIT_TIME!r} or "
+                f"{SPLIT_LEAVE_LAST_OUT!r}"
+            )
+        if (
+            isinstance(self.test_days, bool)
+            or not isinstance(self.test_days, int | float)
+            or not math.isfinite(self.test_days)
+            or self.test_days < 0
         ):
             raise ValueError(
-                f"ingest.split_timestamp={self.split_timestamp!r} must be a non-negative integer "
-                "of epoch seconds (e.g. 1700000000), or null to split by eval_days"
+                f"ingest.test_days={self.test_days!r} must be a number of days >= 0 (0: no "
+                "test split)"
+            )
+        for name, days in (("split_timestamp", "eval_days"), ("test_timestamp", "test_days")):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(
+                    f"ingest.{name}={value!r} must be a non-negative integer of epoch seconds "
+                    f"(e.g. 1700000000), or null to split by {days}"
+                )
+        if (
+            self.split_timestamp is not None
+            and self.test_timestamp is not None
+            and self.split_timestamp > self.test_timestamp
+        ):
+            raise ValueError(
+                f"ingest.split_timestamp={self.split_timestamp} is after "
+                f"ingest.test_timestamp={self.test_timestamp}; the eval split must come first"
             )
         if not isinstance(self.strict_catalog, bool):
             raise ValueError(f"ingest.strict_catalog={self.strict_catalog!r} must be true or false")

@@ -16,6 +16,10 @@ import apache_beam as beam
 
 from recstack import features
 
+#: Internal key (never written to examples) of `(index, count)`: the event's 0-based place in
+#: its user's time-ordered events, and the user's number of events. Leave-last-out splits by it.
+POSITION = "_position"
+
 
 def add_context(row: dict[str, Any]) -> dict[str, Any]:
     """Returns `row` with `hour` (0-23) and `weekday` (0 = Monday) of its UTC timestamp."""
@@ -38,7 +42,7 @@ def histories(rows: Iterable[dict[str, Any]], length: int) -> Iterator[dict[str,
     Yields:
       The events in time order, each with `history_item_ids` / `history_timestamps`: the items
       and times of the user's latest (at most `length`) events with a strictly smaller
-      timestamp, oldest first.
+      timestamp, oldest first; and `POSITION`.
     """
     ordered = sorted(rows, key=_order)
     past: deque[tuple[str, int]] = deque(maxlen=length)
@@ -50,9 +54,10 @@ def histories(rows: Iterable[dict[str, Any]], length: int) -> Iterator[dict[str,
             end += 1
         item_ids = [item for item, _ in past]
         times = [t for _, t in past]
-        for row in ordered[start:end]:
-            yield {**row, features.HISTORY_ITEM_IDS: item_ids,
-                   features.HISTORY_TIMESTAMPS: times}  # fmt: skip
+        for index in range(start, end):
+            yield {**ordered[index], features.HISTORY_ITEM_IDS: item_ids,
+                   features.HISTORY_TIMESTAMPS: times,
+                   POSITION: (index, len(ordered))}  # fmt: skip
         past.extend((row[features.ITEM_ID], timestamp) for row in ordered[start:end])
         start = end
 

@@ -30,6 +30,7 @@ from apache_beam.runners.runner import PipelineResult, PipelineState
 from beam_jobs import outputs
 from beam_jobs import stats as stats_lib
 from beam_jobs.config import IngestConfig
+from beam_jobs.data_stats import ComputeDataStats
 from beam_jobs.dead_letters import (
     SOURCE_CATALOG,
     SOURCE_INTERACTIONS,
@@ -43,7 +44,8 @@ from beam_jobs.history import AddHistoryFeatures
 from beam_jobs.known_items import DropUnknownItems, row_of
 from beam_jobs.labels import AssignLabels
 from beam_jobs.parse import ParseCatalog, ParseInteractions
-from beam_jobs.split import SplitByTime
+from beam_jobs.split import Cutoffs, Split
+from beam_jobs.summary import format_summary
 from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary
 from recstack import config as config_lib
 from recstack import features
@@ -60,9 +62,11 @@ class Ingest(beam.PTransform):
     Parses and validates interactions and catalog, drops duplicate catalog items, labels and
     weights events (unknown event types -> dead letters when labels are configured), drops
     (with `strict_catalog`) interactions of unknown items and exact duplicate events, attaches
-    each event's history (strictly earlier events only) and context, splits by time, writes
-    train/eval examples, the item corpus (every catalog item, cold ones included), user and item
-    vocabularies from the train split, dead letters and stats.json under `output_dir`.
+    each event's history (strictly earlier events only) and context, splits into train, eval
+    and test (by time or leave-last-out), writes their examples, the item corpus (every catalog
+    item, cold ones included), user and item vocabularies with counts and first-seen times from
+    the train split, dead letters, and stats.json with the dataset statistics under
+    `output_dir`.
     Returns a PCollection of one element, the stats dict.
     """
 
@@ -95,13 +99,21 @@ class Ingest(beam.PTransform):
         known = self._check_items(labelled.rows, items.rows)
         distinct = known.rows | "DropDuplicateEvents" >> DropDuplicateEvents()
         enriched = distinct.rows | "AddHistoryFeatures" >> AddHistoryFeatures(config.history_length)
-        split = enriched | "SplitByTime" >> SplitByTime(config.eval_days, config.split_timestamp)
-        _ = split.train | "WriteTrainExamples" >> WriteExamples(
-            output, features.TRAIN_PREFIX, features.INTERACTION_FEATURES, config.num_shards
+        split = enriched | "Split" >> Split(
+            config.split_method,
+            config.eval_days,
+            config.test_days,
+            config.split_timestamp,
+            config.test_timestamp,
         )
-        _ = split.eval | "WriteEvalExamples" >> WriteExamples(
-            output, features.EVAL_PREFIX, features.INTERACTION_FEATURES, config.num_shards
-        )
+        for name, prefix, rows in (
+            ("Train", features.TRAIN_PREFIX, split.train),
+            ("Eval", features.EVAL_PREFIX, split.eval),
+            ("Test", features.TEST_PREFIX, split.test),
+        ):
+            _ = rows | f"Write{name}Examples" >> WriteExamples(
+                output, prefix, features.INTERACTION_FEATURES, config.num_shards
+            )
         _ = items.rows | "WriteItemCorpus" >> WriteExamples(
             output, features.ITEMS_PREFIX, features.ITEM_FEATURES, config.num_shards
         )
@@ -125,18 +137,34 @@ class Ingest(beam.PTransform):
             features.STAT_DUPLICATES_DROPPED: distinct.duplicates,
             features.STAT_TRAIN_ROWS: split.train,
             features.STAT_EVAL_ROWS: split.eval,
+            features.STAT_TEST_ROWS: split.test,
             features.STAT_USERS: users,
             features.STAT_ITEMS: train_items,
             features.STAT_CATALOG_ITEMS: items.rows,
             features.STAT_CATALOG_DEAD_LETTERS: catalog_dead,
         }
-        return counted | "WriteStats" >> stats_lib.WriteStats(output, split.split_timestamp)
+        split_stats = split.cutoffs | "SplitStats" >> beam.Map(_split_stats, config.split_method)
+        data_stats = {
+            "train": split.train,
+            "eval": split.eval,
+            "test": split.test,
+            "catalog": items.rows,
+        } | "ComputeDataStats" >> ComputeDataStats()
+        return counted | "WriteStats" >> stats_lib.WriteStats(output, (split_stats, data_stats))
 
     def _check_items(self, interactions: beam.PCollection, items: beam.PCollection) -> CheckResult:
         if self._config.strict_catalog:
             return interactions | "DropUnknownItems" >> DropUnknownItems(items)
         rows = interactions | "KeepUnknownItems" >> beam.Map(row_of)
         return CheckResult(rows, interactions.pipeline | "NoUnknownItemLetters" >> beam.Create([]))
+
+
+def _split_stats(cutoffs: Cutoffs, method: str) -> dict[str, Any]:
+    return {
+        features.STAT_SPLIT_METHOD: method,
+        features.STAT_SPLIT_TIMESTAMP: cutoffs.eval,
+        features.STAT_TEST_SPLIT_TIMESTAMP: cutoffs.test,
+    }
 
 
 def _has_flag(args: list[str], flag: str) -> bool:
@@ -237,23 +265,12 @@ def run_ingest(
                 f"the ingestion pipeline ended in state {state}; see the runner's log"
             )
         _log_counters(result)
+        stats = read_stats(staging)
         # A run that lost rows is not published.
-        stats_lib.check_row_accounting(read_stats(staging))
-    stats = read_stats(output_dir)
-    logger.info(
-        "Ingested %d interaction rows: %d train, %d eval, %d dead letters; %d users and %d items "
-        "in train; %d catalog items, %d catalog dead letters; split at %s. Wrote %s",
-        stats[features.STAT_ROWS_IN],
-        stats[features.STAT_TRAIN_ROWS],
-        stats[features.STAT_EVAL_ROWS],
-        stats[features.STAT_DEAD_LETTERS],
-        stats[features.STAT_USERS],
-        stats[features.STAT_ITEMS],
-        stats[features.STAT_CATALOG_ITEMS],
-        stats[features.STAT_CATALOG_DEAD_LETTERS],
-        stats[features.STAT_SPLIT_TIMESTAMP],
-        output_dir,
-    )
+        stats_lib.check_row_accounting(stats)
+        with FileSystems.create(features.DataLayout(staging).summary) as f:
+            f.write(format_summary(stats).encode("utf-8"))
+    logger.info("Ingested into %s:\n%s", output_dir, format_summary(stats))
     return stats
 
 

@@ -1,4 +1,16 @@
-"""Splitting interactions by time into train and eval, so evaluation looks at the future."""
+"""Splitting interactions into train, eval and test, so evaluation looks at the future.
+
+Two methods (`ingest.split_method`):
+
+- "time": global cutoffs. Events from the test cutoff on form the test split, events from the
+  eval cutoff up to the test cutoff the eval split, earlier ones the train split. Cutoffs are
+  absolute (`split_timestamp`, `test_timestamp`) or counted back from the latest event
+  (`test_days`, then `eval_days` before that). Without a test split the test files are empty.
+- "leave_last_out": per user, the latest event is the test event and the one before it the
+  eval event (the SASRec/BERT4Rec protocol); users with fewer than `MIN_EVENTS_TO_HOLD_OUT`
+  events stay wholly in train. Needs the position each event has in its user's history, which
+  `beam_jobs.history` attaches as `history.POSITION`.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +20,91 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from beam_jobs.config import SECONDS_PER_DAY
+from beam_jobs.config import SECONDS_PER_DAY, SPLIT_LEAVE_LAST_OUT, SPLIT_TIME
+from beam_jobs.history import POSITION
 from recstack import features
 
 TRAIN_TAG = "train"
 EVAL_TAG = "eval"
+TEST_TAG = "test"
+
+#: Events a user needs before leave-last-out holds any out (one train, one eval, one test).
+MIN_EVENTS_TO_HOLD_OUT = 3
+
+
+class Cutoffs(NamedTuple):
+    """First timestamps of the eval and test splits (None: no such cutoff)."""
+
+    eval: int | None
+    test: int | None
 
 
 class SplitResult(NamedTuple):
-    """Outputs of `SplitByTime`.
+    """Outputs of `Split`.
 
     Attributes:
-      train: PCollection of interaction dicts with `timestamp < split_timestamp`.
-      eval: PCollection of interaction dicts with `timestamp >= split_timestamp`.
-      split_timestamp: PCollection of one element: the cutoff in epoch seconds, or None when
-        there were no interactions to split.
+      train: PCollection of interaction dicts of the train split.
+      eval: PCollection of interaction dicts of the eval split.
+      test: PCollection of interaction dicts of the test split (empty when there is none).
+      cutoffs: PCollection of one `Cutoffs`: the time split's cutoffs in epoch seconds; both
+        None for leave-last-out, or when there were no interactions to split.
     """
 
     train: beam.PCollection
     eval: beam.PCollection
-    split_timestamp: beam.PCollection
+    test: beam.PCollection
+    cutoffs: beam.PCollection
 
 
-def cutoff_from_max(max_timestamp: int | None, eval_days: float) -> int | None:
-    """Returns the first eval timestamp: the smallest integer >= max - eval_days * 86400.
+def cutoff_from_max(max_timestamp: int | None, days: float) -> int | None:
+    """Returns the smallest integer >= `max_timestamp - days * 86400`.
 
-    Timestamps are integers, so `t >= max - eval_days * 86400` holds exactly when
-    `t >= cutoff`. Returns None when `max_timestamp` is None (no interactions).
+    Timestamps are integers, so `t >= max - days * 86400` holds exactly when `t >= cutoff`.
+    Returns None when `max_timestamp` is None (no interactions).
     """
     if max_timestamp is None:
         return None
-    return math.ceil(max_timestamp - eval_days * SECONDS_PER_DAY)
+    return math.ceil(max_timestamp - days * SECONDS_PER_DAY)
+
+
+def time_cutoffs(
+    max_timestamp: int | None,
+    eval_days: float,
+    test_days: float = 0.0,
+    split_timestamp: int | None = None,
+    test_timestamp: int | None = None,
+) -> Cutoffs:
+    """Returns the eval and test cutoffs of a time split.
+
+    Args:
+      max_timestamp: Latest interaction; None when there are none (then both cutoffs are None,
+        unless given absolutely).
+      eval_days: Length of the eval window, which ends where the test window starts.
+      test_days: Length of the test window at the end; 0 for no test split.
+      split_timestamp: Absolute eval cutoff; overrides `eval_days`.
+      test_timestamp: Absolute test cutoff; overrides `test_days`.
+
+    Raises:
+      ValueError: the eval cutoff falls after the test cutoff (the message gives both).
+    """
+    if test_timestamp is not None:
+        test = test_timestamp
+    elif test_days > 0:
+        test = cutoff_from_max(max_timestamp, test_days)
+    else:
+        test = None
+    if split_timestamp is not None:
+        eval_ = split_timestamp
+    elif test is not None:  # The eval window ends where the test window starts.
+        eval_ = math.ceil(test - eval_days * SECONDS_PER_DAY)
+    else:
+        eval_ = cutoff_from_max(max_timestamp, eval_days)
+    if eval_ is not None and test is not None and eval_ > test:
+        raise ValueError(
+            f"the eval split would start at {eval_}, after the test split's start {test}; set "
+            "ingest.split_timestamp before ingest.test_timestamp (or use eval_days/test_days)"
+        )
+    return Cutoffs(eval_, test)
 
 
 def _timestamp_of(row: dict[str, Any]) -> int:
@@ -62,48 +128,108 @@ class MaxOrNoneFn(beam.CombineFn):
         return accumulator
 
 
-class SplitByTimeFn(beam.DoFn):
-    """Routes each interaction to the `TRAIN_TAG` or `EVAL_TAG` output by the cutoff.
+def split_by_time(row: dict[str, Any], cutoffs: Cutoffs) -> str:
+    """Returns the tag of `row`'s split under the time cutoffs.
 
-    The cutoff arrives as a singleton side input (`split_timestamp` in `process`).
+    Raises:
+      RuntimeError: the eval cutoff is None although a row exists (a bug upstream).
+    """
+    if cutoffs.eval is None:
+        raise RuntimeError(f"no split timestamp computed, yet a row arrived: {row!r}")
+    timestamp = row[features.TIMESTAMP]
+    if cutoffs.test is not None and timestamp >= cutoffs.test:
+        return TEST_TAG
+    return EVAL_TAG if timestamp >= cutoffs.eval else TRAIN_TAG
+
+
+def split_leave_last_out(row: dict[str, Any]) -> str:
+    """Returns the tag of `row` under leave-last-out: the user's last event is test, the one
+    before eval, the rest train (all train for users with fewer than 3 events).
+
+    Raises:
+      KeyError: the row has no `history.POSITION` (history features were not attached).
+    """
+    index, count = row[POSITION]
+    if count < MIN_EVENTS_TO_HOLD_OUT:
+        return TRAIN_TAG
+    if index == count - 1:
+        return TEST_TAG
+    return EVAL_TAG if index == count - 2 else TRAIN_TAG
+
+
+class RouteFn(beam.DoFn):
+    """Sends each row to the `TRAIN_TAG`, `EVAL_TAG` or `TEST_TAG` output.
+
+    With `by_time`, the cutoffs arrive as a singleton side input (`cutoffs` in `process`).
     """
 
-    def process(self, row: dict[str, Any], split_timestamp: int | None) -> Iterator[Any]:
-        if split_timestamp is None:
-            # The cutoff is None only when there are no rows, so reaching here is a bug.
-            raise RuntimeError(f"no split timestamp computed, yet a row arrived: {row!r}")
-        tag = EVAL_TAG if row[features.TIMESTAMP] >= split_timestamp else TRAIN_TAG
+    def __init__(self, by_time: bool) -> None:
+        super().__init__()
+        self._by_time = by_time
+
+    def process(self, row: dict[str, Any], cutoffs: Cutoffs | None = None) -> Iterator[Any]:
+        if self._by_time:
+            tag = split_by_time(row, cutoffs)
+        else:
+            tag = split_leave_last_out(row)
         yield beam.pvalue.TaggedOutput(tag, row)
 
 
-class SplitByTime(beam.PTransform):
-    """Splits interactions into train (before the cutoff) and eval (from the cutoff on).
+class Split(beam.PTransform):
+    """Splits interactions into train, eval and test (see the module docstring).
 
-    The cutoff is `split_timestamp` when given, else `eval_days` before the latest interaction
-    (computed in the pipeline and passed to the split as a side input). Applied to a
-    PCollection of interaction dicts; returns a `SplitResult`.
+    Applied to a PCollection of interaction dicts (for leave-last-out: as enriched by
+    `history.AddHistoryFeatures`); returns a `SplitResult`.
     """
 
-    def __init__(self, eval_days: float, split_timestamp: int | None = None) -> None:
+    def __init__(
+        self,
+        method: str = SPLIT_TIME,
+        eval_days: float = 7.0,
+        test_days: float = 0.0,
+        split_timestamp: int | None = None,
+        test_timestamp: int | None = None,
+    ) -> None:
         """Args:
-        eval_days: Length of the eval window in days, counted back from the latest interaction.
-        split_timestamp: Absolute cutoff in epoch seconds; overrides `eval_days` when set.
+        method: `config.SPLIT_TIME` or `config.SPLIT_LEAVE_LAST_OUT`.
+        eval_days: Length of the eval window in days (time split).
+        test_days: Length of the test window at the end in days; 0 for none (time split).
+        split_timestamp: Absolute eval cutoff in epoch seconds; overrides `eval_days`.
+        test_timestamp: Absolute test cutoff in epoch seconds; overrides `test_days`.
+
+        Raises:
+          ValueError: unknown `method`.
         """
         super().__init__()
+        if method not in (SPLIT_TIME, SPLIT_LEAVE_LAST_OUT):
+            raise ValueError(f"unknown split method {method!r}")
+        self._method = method
         self._eval_days = eval_days
+        self._test_days = test_days
         self._split_timestamp = split_timestamp
+        self._test_timestamp = test_timestamp
 
     def expand(self, rows: beam.PCollection) -> SplitResult:
-        if self._split_timestamp is not None:
-            cutoff = rows.pipeline | "FixedCutoff" >> beam.Create([self._split_timestamp])
+        if self._method == SPLIT_LEAVE_LAST_OUT:
+            cutoffs = rows.pipeline | "NoCutoffs" >> beam.Create([Cutoffs(None, None)])
+            split = rows | "Route" >> beam.ParDo(RouteFn(by_time=False)).with_outputs(
+                TRAIN_TAG, EVAL_TAG, TEST_TAG
+            )
         else:
-            cutoff = (
+            cutoffs = (
                 rows
                 | "Timestamps" >> beam.Map(_timestamp_of)
                 | "MaxTimestamp" >> beam.CombineGlobally(MaxOrNoneFn())
-                | "CutoffFromMax" >> beam.Map(cutoff_from_max, self._eval_days)
+                | "Cutoffs"
+                >> beam.Map(
+                    time_cutoffs,
+                    self._eval_days,
+                    self._test_days,
+                    self._split_timestamp,
+                    self._test_timestamp,
+                )
             )
-        split = rows | "Route" >> beam.ParDo(
-            SplitByTimeFn(), split_timestamp=beam.pvalue.AsSingleton(cutoff)
-        ).with_outputs(TRAIN_TAG, EVAL_TAG)
-        return SplitResult(split[TRAIN_TAG], split[EVAL_TAG], cutoff)
+            split = rows | "Route" >> beam.ParDo(
+                RouteFn(by_time=True), cutoffs=beam.pvalue.AsSingleton(cutoffs)
+            ).with_outputs(TRAIN_TAG, EVAL_TAG, TEST_TAG)
+        return SplitResult(split[TRAIN_TAG], split[EVAL_TAG], split[TEST_TAG], cutoffs)

@@ -21,6 +21,7 @@ COUNTED_STATS = (
     features.STAT_DUPLICATES_DROPPED,
     features.STAT_TRAIN_ROWS,
     features.STAT_EVAL_ROWS,
+    features.STAT_TEST_ROWS,
     features.STAT_USERS,
     features.STAT_ITEMS,
     features.STAT_CATALOG_ITEMS,
@@ -36,30 +37,37 @@ def _keyed(value: Any, key: str) -> tuple[str, Any]:
     return key, value
 
 
-def finish_stats(counts: dict[str, int], split_timestamp: int | None) -> dict[str, Any]:
-    """Returns the stats dict from the counted stats and the split cutoff.
+def finish_stats(counts: dict[str, int], *extras: dict[str, Any]) -> dict[str, Any]:
+    """Returns the stats dict from the counted stats and further stats.
 
-    Adds `STAT_ROWS_WRITTEN` (train + eval rows) and `STAT_SPLIT_TIMESTAMP`.
+    Adds `STAT_ROWS_WRITTEN` (train + eval + test rows), then the `extras` dicts in order.
 
     Raises:
-      ValueError: `counts` lacks a key of `COUNTED_STATS`.
+      ValueError: `counts` lacks a key of `COUNTED_STATS`, or an extra repeats a key.
     """
     missing = [key for key in COUNTED_STATS if key not in counts]
     if missing:
         raise ValueError(f"stats lack the counts {missing}; got {sorted(counts)}")
-    rows_written = counts[features.STAT_TRAIN_ROWS] + counts[features.STAT_EVAL_ROWS]
+    rows_written = sum(
+        counts[key]
+        for key in (features.STAT_TRAIN_ROWS, features.STAT_EVAL_ROWS, features.STAT_TEST_ROWS)
+    )
     stats: dict[str, Any] = {
         features.STAT_ROWS_IN: counts[features.STAT_ROWS_IN],
         features.STAT_ROWS_WRITTEN: rows_written,
     }
     stats.update({key: counts[key] for key in COUNTED_STATS})
-    stats[features.STAT_SPLIT_TIMESTAMP] = split_timestamp
+    for extra in extras:
+        repeated = sorted(set(extra) & set(stats))
+        if repeated:
+            raise ValueError(f"stats {repeated} are computed twice")
+        stats.update(extra)
     return stats
 
 
 def to_json(stats: dict[str, Any]) -> str:
-    """Serializes stats as indented JSON text ending in a newline."""
-    return json.dumps(stats, indent=2) + "\n"
+    """Serializes stats as indented JSON text with sorted keys, ending in a newline."""
+    return json.dumps(stats, indent=2, sort_keys=True) + "\n"
 
 
 def check_row_accounting(stats: dict[str, Any]) -> None:
@@ -89,14 +97,15 @@ class WriteStats(beam.PTransform):
     that stat; returns a PCollection of one element, the stats dict.
     """
 
-    def __init__(self, output_dir: str, split_timestamp: beam.PCollection) -> None:
+    def __init__(self, output_dir: str, extras: tuple[beam.PCollection, ...] = ()) -> None:
         """Args:
         output_dir: Data directory (local path or `gs://...`).
-        split_timestamp: Singleton PCollection with the train/eval cutoff (or None).
+        extras: Singleton PCollections of dicts of further stats (e.g. the split cutoffs),
+          merged into the stats in order.
         """
         super().__init__()
         self._path = features.DataLayout(output_dir).stats
-        self._split_timestamp = split_timestamp
+        self._extras = extras
 
     def expand(self, counted: dict[str, beam.PCollection]) -> beam.PCollection:
         if set(counted) != set(COUNTED_STATS):
@@ -114,7 +123,8 @@ class WriteStats(beam.PTransform):
             counts
             | "FlattenCounts" >> beam.Flatten()
             | "CollectCounts" >> beam.combiners.ToDict()
-            | "Finish" >> beam.Map(finish_stats, beam.pvalue.AsSingleton(self._split_timestamp))
+            | "Finish"
+            >> beam.Map(finish_stats, *(beam.pvalue.AsSingleton(e) for e in self._extras))
         )
         _ = (
             stats

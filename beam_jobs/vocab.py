@@ -1,8 +1,11 @@
-"""Vocabularies with counts: the ids the trainer embeds, most frequent first.
+"""Vocabularies with counts and first-seen times: the ids the trainer embeds, most frequent
+first.
 
-A vocabulary file is UTF-8 text with one `token<TAB>count` line per distinct token, sorted by
-count descending, then token ascending (so ties are deterministic). It is computed from the
-train split only, so no eval id leaks into the model's vocabulary.
+A vocabulary file is UTF-8 text with one `token<TAB>count<TAB>first_seen` line per distinct
+token (`features.format_vocabulary_line`), sorted by count descending, then token ascending
+(so ties are deterministic). `first_seen` is the epoch second of the token's first train
+event: the trainer can correct sampling bias by item age and warm-start new ids. It is
+computed from the train split only, so no eval id leaks into the model's vocabulary.
 """
 
 from __future__ import annotations
@@ -12,27 +15,47 @@ from typing import Any
 
 import apache_beam as beam
 
+from recstack import features
 
-def _field(row: dict[str, Any], key: str) -> Any:
-    return row[key]
-
-
-def sort_vocabulary(pairs: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
-    """Returns `(token, count)` pairs sorted by count descending, then token ascending."""
-    return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
+#: A vocabulary entry: token, count, first-seen epoch second.
+Entry = tuple[str, int, int]
 
 
-def format_vocabulary(pairs: Iterable[tuple[str, int]]) -> str:
-    """Returns the vocabulary file's text: sorted `token\\tcount` lines, each ending in "\\n"."""
-    return "".join(f"{token}\t{count}\n" for token, count in sort_vocabulary(pairs))
+def _token_and_time(row: dict[str, Any], key: str) -> tuple[str, tuple[int, int]]:
+    return row[key], (1, row[features.TIMESTAMP])
+
+
+def _count_and_first(values: Iterable[tuple[int, int]]) -> tuple[int, int | None]:
+    """Combines `(count, time)` pairs into `(total count, earliest time)`."""
+    count, first = 0, None
+    for n, time in values:
+        count += n
+        if time is not None and (first is None or time < first):
+            first = time
+    return count, first
+
+
+def _entry(kv: tuple[str, tuple[int, int]]) -> Entry:
+    token, (count, first_seen) = kv
+    return token, count, first_seen
+
+
+def sort_vocabulary(entries: Iterable[Entry]) -> list[Entry]:
+    """Returns the entries sorted by count descending, then token ascending."""
+    return sorted(entries, key=lambda entry: (-entry[1], entry[0]))
+
+
+def format_vocabulary(entries: Iterable[Entry]) -> str:
+    """Returns the vocabulary file's text: sorted lines, each ending in "\\n"."""
+    return "".join(features.format_vocabulary_line(*entry) for entry in sort_vocabulary(entries))
 
 
 class ComputeVocabulary(beam.PTransform):
-    """Counts the distinct values of one field.
+    """Counts the distinct values of one field and finds each one's first event time.
 
-    Applied to a PCollection of row dicts; returns a PCollection of `(token, count)` pairs, one
-    per distinct value of `row[key]` (unordered, like every PCollection; `WriteVocabulary`
-    sorts).
+    Applied to a PCollection of row dicts (with `features.TIMESTAMP`); returns a PCollection of
+    `(token, count, first_seen)` entries, one per distinct value of `row[key]` (unordered, like
+    every PCollection; `WriteVocabulary` sorts).
     """
 
     def __init__(self, key: str) -> None:
@@ -43,13 +66,14 @@ class ComputeVocabulary(beam.PTransform):
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         return (
             rows
-            | "Extract" >> beam.Map(_field, self._key)
-            | "CountPerToken" >> beam.combiners.Count.PerElement()
+            | "Extract" >> beam.Map(_token_and_time, self._key)
+            | "CountAndFirstSeen" >> beam.CombinePerKey(_count_and_first)
+            | "ToEntry" >> beam.Map(_entry)
         )
 
 
 class WriteVocabulary(beam.PTransform):
-    """Writes `(token, count)` pairs as one sorted vocabulary file at `path`.
+    """Writes `(token, count, first_seen)` entries as one sorted vocabulary file at `path`.
 
     The whole vocabulary is sorted on one worker, which holds for vocabularies of tens of
     millions of ids. An empty input writes an empty file.
@@ -60,9 +84,9 @@ class WriteVocabulary(beam.PTransform):
         super().__init__()
         self._path = path
 
-    def expand(self, pairs: beam.PCollection) -> beam.PCollection:
+    def expand(self, entries: beam.PCollection) -> beam.PCollection:
         return (
-            pairs
+            entries
             | "Collect" >> beam.combiners.ToList()
             | "Format" >> beam.Map(format_vocabulary)
             | "Write"

@@ -127,6 +127,7 @@ RAW_TRUTH_FILE = "truth.json"
 # --- Files written by `recstack ingest` (all under one data directory) ------------------------
 TRAIN_PREFIX = "train"
 EVAL_PREFIX = "eval"
+TEST_PREFIX = "test"
 ITEMS_PREFIX = "items"
 TFRECORD_SUFFIX = ".tfrecord.gz"
 USER_VOCAB_FILE = "vocab_user_id.tsv"
@@ -134,6 +135,32 @@ ITEM_VOCAB_FILE = "vocab_item_id.tsv"
 STATS_FILE = "stats.json"
 DEAD_LETTER_PREFIX = "dead_letters"
 DEAD_LETTER_SUFFIX = ".jsonl"
+#: The readable statistics table printed at the end of an ingestion.
+SUMMARY_FILE = "summary.txt"
+
+#: Columns of a vocabulary line, tab-separated: the id, its number of train events, and the
+#: epoch second of its first train event (for sampling-bias correction and warm starts).
+VOCAB_COLUMNS = ("token", "count", "first_seen")
+
+
+def format_vocabulary_line(token: str, count: int, first_seen: int) -> str:
+    """Returns one vocabulary line, `token<TAB>count<TAB>first_seen` plus a newline."""
+    return f"{token}\t{count}\t{first_seen}\n"
+
+
+def parse_vocabulary_line(line: str) -> tuple[str, int, int]:
+    """Returns `(token, count, first_seen)` of one vocabulary line (with or without newline).
+
+    Raises:
+      ValueError: the line does not have the three `VOCAB_COLUMNS` with integer count and time.
+    """
+    parts = line.rstrip("\n").split("\t")
+    if len(parts) != len(VOCAB_COLUMNS) or not parts[0]:
+        raise ValueError(f"expected {'<TAB>'.join(VOCAB_COLUMNS)}, got {line!r}")
+    try:
+        return parts[0], int(parts[1]), int(parts[2])
+    except ValueError:
+        raise ValueError(f"expected integer count and first_seen, got {line!r}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +182,10 @@ class DataLayout:
         return self.pattern(EVAL_PREFIX)
 
     @property
+    def test_pattern(self) -> str:
+        return self.pattern(TEST_PREFIX)
+
+    @property
     def items_pattern(self) -> str:
         return self.pattern(ITEMS_PREFIX)
 
@@ -171,6 +202,10 @@ class DataLayout:
         return os.path.join(self.root, STATS_FILE)
 
     @property
+    def summary(self) -> str:
+        return os.path.join(self.root, SUMMARY_FILE)
+
+    @property
     def dead_letter_pattern(self) -> str:
         return os.path.join(self.root, f"{DEAD_LETTER_PREFIX}-*{DEAD_LETTER_SUFFIX}")
 
@@ -184,11 +219,22 @@ STAT_DEAD_LETTERS = "dead_letters"
 STAT_DUPLICATES_DROPPED = "duplicates_dropped"
 STAT_TRAIN_ROWS = "train_rows"
 STAT_EVAL_ROWS = "eval_rows"
+STAT_TEST_ROWS = "test_rows"
 STAT_USERS = "users"
 STAT_ITEMS = "items"
 STAT_CATALOG_ITEMS = "catalog_items"
 STAT_CATALOG_DEAD_LETTERS = "catalog_dead_letters"
 STAT_SPLIT_TIMESTAMP = "split_timestamp"
+STAT_TEST_SPLIT_TIMESTAMP = "test_split_timestamp"
+STAT_SPLIT_METHOD = "split_method"
+#: Dataset statistics (see `beam_jobs.data_stats`).
+STAT_EVENTS_PER_SPLIT = "events_per_split"
+STAT_DISTINCT_USERS = "distinct_users"
+STAT_DISTINCT_ITEMS = "distinct_items"
+STAT_EVENTS_PER_USER = "events_per_user"
+STAT_ITEM_GINI = "item_popularity_gini"
+STAT_SPARSITY = "sparsity"
+STAT_COLD_ITEM_SHARE = "cold_item_share"
 
 # --- Serving contract ----------------------------------------------------------------------------
 MODEL_RETRIEVAL = "retrieval"
@@ -203,3 +249,23 @@ OUTPUT_SCORES = "scores"
 OUTPUT_TITLES = "titles"
 #: Written beside saved_model.pb in every exported version.
 EXPORT_METADATA_FILE = "recstack_metadata.json"
+
+# --- Item text embeddings (written by `beam_jobs.embed_text`) ------------------------------------
+# One output directory holds `<EMBEDDINGS_PREFIX>-*<TFRECORD_SUFFIX>` shards of
+# `EMBEDDING_FEATURES` Examples (one per catalog item) and `EMBEDDINGS_META_FILE`.
+#: The item's frozen text vector, a float list of the encoder's dimension.
+ITEM_EMBEDDING = "embedding"
+EMBEDDINGS_PREFIX = "embeddings"
+EMBEDDINGS_META_FILE = "embeddings_meta.json"
+#: One item per Example in the embeddings TFRecords.
+EMBEDDING_FEATURES: tuple[Feature, ...] = (
+    Feature(ITEM_ID, DTYPE_STRING),
+    Feature(ITEM_EMBEDDING, DTYPE_FLOAT32, var_len=True),
+)
+#: Keys of embeddings_meta.json: vector dimension, number of items, the encoder SavedModel's
+#: path and the `recstack.text.TEXT_RECIPE` the texts were built with.
+META_DIM = "dim"
+META_COUNT = "count"
+META_MODEL = "model"
+META_TEXT_RECIPE = "text_recipe"
+# --- End of item text embeddings --------------------------------------------------------------

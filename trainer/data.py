@@ -17,10 +17,12 @@ class Vocabulary:
     Attributes:
       tokens: Ids, `[n]`.
       counts: Training interactions per id, `[n]` int64.
+      first_seen: Epoch second of each id's first training interaction, `[n]` int64.
     """
 
     tokens: tuple[str, ...]
     counts: np.ndarray
+    first_seen: np.ndarray
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -29,22 +31,26 @@ class Vocabulary:
 
 
 def read_vocabulary(path: str) -> Vocabulary:
-    """Reads a `token<TAB>count` vocabulary file written by the ingest job.
+    """Reads a vocabulary file written by the ingest job (`F.VOCAB_COLUMNS` per line).
 
     Raises:
-      ValueError: a line is not `token<TAB>count`, or the file is empty.
+      ValueError: a line is malformed (the message gives file and line), or the file is empty.
     """
-    tokens, counts = [], []
+    tokens, counts, first_seen = [], [], []
     with tf.io.gfile.GFile(path) as f:
         for number, line in enumerate(f, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ValueError(f"{path}:{number}: expected 'token<TAB>count', got {line!r}")
-            tokens.append(parts[0])
-            counts.append(int(parts[1]))
+            try:
+                token, count, first = F.parse_vocabulary_line(line)
+            except ValueError as e:
+                raise ValueError(f"{path}:{number}: {e}") from None
+            tokens.append(token)
+            counts.append(count)
+            first_seen.append(first)
     if not tokens:
         raise ValueError(f"{path} is empty; was the ingest run on data with a train split?")
-    return Vocabulary(tuple(tokens), np.asarray(counts, dtype=np.int64))
+    return Vocabulary(
+        tuple(tokens), np.asarray(counts, dtype=np.int64), np.asarray(first_seen, dtype=np.int64)
+    )
 
 
 def _files(pattern: str) -> list[str]:

@@ -9,6 +9,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
@@ -142,10 +143,51 @@ def _check_derived_features(parsed, rows, history_length=20):
         assert (parsed[features.LABEL][n], parsed[features.WEIGHT][n]) == (1.0, 1.0)
 
 
-def _vocab_text(values):
-    counts = collections.Counter(values)
+def _vocab_text(token_times):
+    """Vocabulary text from (token, timestamp) pairs: count and earliest time per token."""
+    counts, first = collections.Counter(), {}
+    for token, time in token_times:
+        counts[token] += 1
+        first[token] = min(time, first.get(token, time))
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return "".join(f"{token}\t{count}\n" for token, count in ordered)
+    return "".join(f"{token}\t{count}\t{first[token]}\n" for token, count in ordered)
+
+
+def _gini(values):
+    """Gini by the mean absolute difference: sum |xi - xj| / (2 n^2 mean)."""
+    values = np.asarray(values, dtype=float)
+    n, mean = len(values), values.mean()
+    return float(np.abs(values[:, None] - values[None, :]).sum() / (2 * n * n * mean))
+
+
+def _expected_data_stats(rows, train, eval_, catalog):
+    per_user = collections.Counter(r[0] for r in rows)
+    users_counts = np.array(list(per_user.values()))
+    per_item = collections.Counter(r[1] for r in rows)
+    items = set(catalog) | set(per_item)
+    train_items = {r[1] for r in train}
+    pairs = {(r[0], r[1]) for r in rows}
+    return {
+        features.STAT_EVENTS_PER_SPLIT: {
+            "train": dict(collections.Counter(r[3] for r in train)),
+            "eval": dict(collections.Counter(r[3] for r in eval_)),
+            "test": {},
+        },
+        features.STAT_DISTINCT_USERS: len(per_user),
+        features.STAT_DISTINCT_ITEMS: len(per_item),
+        features.STAT_EVENTS_PER_USER: {
+            "min": int(users_counts.min()),
+            **{
+                f"p{round(q * 100)}": int(np.quantile(users_counts, q, method="inverted_cdf"))
+                for q in (0.25, 0.5, 0.75, 0.9, 0.99)
+            },
+            "max": int(users_counts.max()),
+            "mean": float(users_counts.mean()),
+        },
+        features.STAT_ITEM_GINI: pytest.approx(_gini([per_item[i] for i in items])),
+        features.STAT_SPARSITY: pytest.approx(1 - len(pairs) / (len(per_user) * len(per_item))),
+        features.STAT_COLD_ITEM_SHARE: len(set(catalog) - train_items) / len(catalog),
+    }
 
 
 def _check_outputs(inputs, stats, eval_days=7.0):
@@ -178,9 +220,9 @@ def _check_outputs(inputs, stats, eval_days=7.0):
     assert got_items == inputs["catalog"]
 
     with open(layout.user_vocab, encoding="utf-8") as f:
-        assert f.read() == _vocab_text(r[0] for r in expected_train)
+        assert f.read() == _vocab_text((r[0], r[2]) for r in expected_train)
     with open(layout.item_vocab, encoding="utf-8") as f:
-        assert f.read() == _vocab_text(r[1] for r in expected_train)
+        assert f.read() == _vocab_text((r[1], r[2]) for r in expected_train)
 
     letters = []
     for path in glob.glob(layout.dead_letter_pattern):
@@ -206,11 +248,15 @@ def _check_outputs(inputs, stats, eval_days=7.0):
         features.STAT_DUPLICATES_DROPPED: inputs["duplicates"],
         features.STAT_TRAIN_ROWS: len(expected_train),
         features.STAT_EVAL_ROWS: len(expected_eval),
+        features.STAT_TEST_ROWS: 0,
         features.STAT_USERS: len({r[0] for r in expected_train}),
         features.STAT_ITEMS: len({r[1] for r in expected_train}),
         features.STAT_CATALOG_ITEMS: len(inputs["catalog"]),
         features.STAT_CATALOG_DEAD_LETTERS: len(inputs["catalog_dead"]),
         features.STAT_SPLIT_TIMESTAMP: latest - int(eval_days * DAY),
+        features.STAT_TEST_SPLIT_TIMESTAMP: None,
+        features.STAT_SPLIT_METHOD: "time",
+        **_expected_data_stats(rows, expected_train, expected_eval, inputs["catalog"]),
     }
     assert stats == expected_stats
     with open(layout.stats, encoding="utf-8") as f:
@@ -289,6 +335,51 @@ def test_run_ingest_on_the_default_multiprocess_runner(inputs):
     assert len(glob.glob(features.DataLayout(inputs["output"]).train_pattern)) == 2
 
 
+def test_leave_last_out_through_the_job_holds_out_each_users_last_events(inputs):
+    config = IngestConfig(split_method="leave_last_out")
+    stats = run_ingest(config, inputs["interactions"], inputs["items"], inputs["output"], IN_MEMORY)
+
+    by_user = collections.defaultdict(list)
+    for row in inputs["rows"]:
+        by_user[row[0]].append(row)
+    expected = {"train": [], "eval": [], "test": []}
+    for rows in by_user.values():
+        rows.sort(key=lambda r: r[2])
+        expected["train"] += rows[:-2]
+        expected["eval"].append(rows[-2])
+        expected["test"].append(rows[-1])
+    layout = features.DataLayout(inputs["output"])
+    for name, pattern in (
+        ("train", layout.train_pattern),
+        ("eval", layout.eval_pattern),
+        ("test", layout.test_pattern),
+    ):
+        parsed = _read_examples(pattern, features.INTERACTION_FEATURES)
+        assert _interaction_tuples(parsed) == sorted(expected[name]), name
+        _check_derived_features(parsed, inputs["rows"])
+    assert stats[features.STAT_SPLIT_METHOD] == "leave_last_out"
+    assert stats[features.STAT_SPLIT_TIMESTAMP] is None
+    assert stats[features.STAT_TEST_ROWS] == len(by_user)
+
+
+def test_a_time_split_with_a_test_window(inputs):
+    config = IngestConfig(eval_days=3, test_days=2)
+    stats = run_ingest(config, inputs["interactions"], inputs["items"], inputs["output"], IN_MEMORY)
+
+    latest = max(row[2] for row in inputs["rows"])
+    test_from, eval_from = latest - 2 * DAY, latest - 5 * DAY
+    layout = features.DataLayout(inputs["output"])
+    test = _interaction_tuples(_read_examples(layout.test_pattern, features.INTERACTION_FEATURES))
+    eval_ = _interaction_tuples(_read_examples(layout.eval_pattern, features.INTERACTION_FEATURES))
+    assert test == sorted(r for r in inputs["rows"] if r[2] >= test_from)
+    assert eval_ == sorted(r for r in inputs["rows"] if eval_from <= r[2] < test_from)
+    assert (stats[features.STAT_SPLIT_TIMESTAMP], stats[features.STAT_TEST_SPLIT_TIMESTAMP]) == (
+        eval_from,
+        test_from,
+    )
+    assert test and eval_
+
+
 def test_cli_reads_yaml_overrides_eval_days_and_passes_beam_flags(inputs, tmp_path):
     config_path = tmp_path / "config.yaml"
     config_path.write_text("ingest:\n  strict_catalog: false\n  eval_days: 1\n")
@@ -313,7 +404,7 @@ def test_cli_reads_yaml_overrides_eval_days_and_passes_beam_flags(inputs, tmp_pa
     assert stats[features.STAT_EVAL_ROWS] == expected_eval
     vocab = features.DataLayout(inputs["output"]).item_vocab
     with open(vocab, encoding="utf-8") as f:
-        assert "i99\t1\n" in f.read()
+        assert f"i99\t1\t{T0}\n" in f.read()
 
 
 def test_missing_input_files_fail_with_the_pattern_and_delete_nothing(inputs, tmp_path):

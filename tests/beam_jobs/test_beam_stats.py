@@ -11,20 +11,21 @@ from beam_jobs.stats import COUNTED_STATS, WriteStats, check_row_accounting, fin
 from recstack import features
 
 
-def test_finish_adds_rows_written_and_split():
+def test_finish_adds_rows_written_and_the_extras():
     counts = {key: i + 1 for i, key in enumerate(COUNTED_STATS)}
-    stats = finish_stats(counts, 123)
-    expected_written = counts[features.STAT_TRAIN_ROWS] + counts[features.STAT_EVAL_ROWS]
-    assert stats == {
-        **counts,
-        features.STAT_ROWS_WRITTEN: expected_written,
-        features.STAT_SPLIT_TIMESTAMP: 123,
-    }
+    stats = finish_stats(counts, {"a": 1}, {"b": [2]})
+    expected_written = sum(
+        counts[k]
+        for k in (features.STAT_TRAIN_ROWS, features.STAT_EVAL_ROWS, features.STAT_TEST_ROWS)
+    )
+    assert stats == {**counts, features.STAT_ROWS_WRITTEN: expected_written, "a": 1, "b": [2]}
+    with pytest.raises(ValueError, match="computed twice"):
+        finish_stats(counts, {features.STAT_ROWS_IN: 0})
 
 
 def test_finish_names_missing_counts():
     with pytest.raises(ValueError, match="lack the counts \\['rows_in'\\]"):
-        finish_stats({k: 0 for k in COUNTED_STATS if k != features.STAT_ROWS_IN}, None)
+        finish_stats({k: 0 for k in COUNTED_STATS if k != features.STAT_ROWS_IN})
 
 
 def test_row_accounting_passes_when_every_row_is_accounted_for():
@@ -51,12 +52,13 @@ def test_write_stats_counts_each_pcollection(tmp_path):
             key: p | f"Make{i}" >> beam.Create(list(range(size)))
             for i, (key, size) in enumerate(sizes.items())
         }
-        split = p | "Split" >> beam.Create([42])
-        stats = counted | WriteStats(str(tmp_path), split)
+        split = p | "Split" >> beam.Create([{features.STAT_SPLIT_TIMESTAMP: 42}])
+        stats = counted | WriteStats(str(tmp_path), (split,))
         expected = {
             **sizes,
             features.STAT_ROWS_WRITTEN: sizes[features.STAT_TRAIN_ROWS]
-            + sizes[features.STAT_EVAL_ROWS],
+            + sizes[features.STAT_EVAL_ROWS]
+            + sizes[features.STAT_TEST_ROWS],
             features.STAT_SPLIT_TIMESTAMP: 42,
         }
         assert_that(stats, equal_to([expected]))
@@ -67,5 +69,4 @@ def test_write_stats_counts_each_pcollection(tmp_path):
 def test_write_stats_rejects_an_incomplete_input():
     with pytest.raises(ValueError, match="needs exactly the PCollections"):
         with test_pipeline.TestPipeline() as p:
-            split = p | "Split" >> beam.Create([42])
-            _ = {features.STAT_ROWS_IN: p | beam.Create([1])} | WriteStats("/unused", split)
+            _ = {features.STAT_ROWS_IN: p | beam.Create([1])} | WriteStats("/unused")

@@ -1,33 +1,51 @@
-"""Tests of vocabulary counting, ordering and writing."""
+"""Tests of vocabulary counting, first-seen times, ordering and writing."""
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary, format_vocabulary, sort_vocabulary
+from recstack import features
+from trainer.data import read_vocabulary
 
 
 def test_sort_is_by_count_descending_then_token():
-    pairs = [("b", 2), ("c", 5), ("a", 2), ("d", 1), ("B", 2)]
-    assert sort_vocabulary(pairs) == [("c", 5), ("B", 2), ("a", 2), ("b", 2), ("d", 1)]
+    entries = [("b", 2, 0), ("c", 5, 0), ("a", 2, 0), ("d", 1, 0), ("B", 2, 0)]
+    assert [e[0] for e in sort_vocabulary(entries)] == ["c", "B", "a", "b", "d"]
 
 
 def test_format_writes_tab_separated_lines():
-    assert format_vocabulary([("x", 1), ("y", 3)]) == "y\t3\nx\t1\n"
+    assert format_vocabulary([("x", 1, 50), ("y", 3, 7)]) == "y\t3\t7\nx\t1\t50\n"
     assert format_vocabulary([]) == ""
 
 
-def test_compute_vocabulary_counts_each_value_of_the_key():
-    rows = [{"user_id": u, "item_id": "i"} for u in ["u1", "u2", "u1", "u3", "u1", "u2"]]
+def test_compute_vocabulary_counts_each_value_and_its_first_time():
+    events = [("u1", 30), ("u2", 20), ("u1", 10), ("u3", 99), ("u1", 50), ("u2", 5)]
+    rows = [{"user_id": u, "item_id": "i", features.TIMESTAMP: t} for u, t in events]
     with test_pipeline.TestPipeline() as p:
         vocab = p | beam.Create(rows) | ComputeVocabulary("user_id")
-        assert_that(vocab, equal_to([("u1", 3), ("u2", 2), ("u3", 1)]))
+        assert_that(vocab, equal_to([("u1", 3, 10), ("u2", 2, 5), ("u3", 1, 99)]))
 
 
-def test_write_vocabulary_writes_one_sorted_file(tmp_path):
+def test_write_vocabulary_writes_one_sorted_file_the_trainer_reads(tmp_path):
     path = tmp_path / "vocab.tsv"
-    pairs = [("zeta", 4), ("alpha", 1), ("beta", 4), ("gamma", 2)]
+    entries = [("zeta", 4, 40), ("alpha", 1, 10), ("beta", 4, 20), ("gamma", 2, 30)]
     with test_pipeline.TestPipeline() as p:
-        _ = p | beam.Create(pairs) | WriteVocabulary(str(path))
+        _ = p | beam.Create(entries) | WriteVocabulary(str(path))
     assert sorted(tmp_path.iterdir()) == [path]
-    assert path.read_text(encoding="utf-8") == "beta\t4\nzeta\t4\ngamma\t2\nalpha\t1\n"
+    text = path.read_text(encoding="utf-8")
+    assert text == "beta\t4\t20\nzeta\t4\t40\ngamma\t2\t30\nalpha\t1\t10\n"
+
+    vocab = read_vocabulary(str(path))
+    assert vocab.tokens == ("beta", "zeta", "gamma", "alpha")
+    assert vocab.counts.tolist() == [4, 4, 2, 1]
+    assert vocab.first_seen.tolist() == [20, 40, 30, 10]
+
+
+@pytest.mark.parametrize("line", ["a\t1\n", "a\tx\t3\n", "\t1\t2\n", "a\t1\t2\t3\n"])
+def test_the_trainer_rejects_malformed_vocabulary_lines_naming_the_line(tmp_path, line):
+    path = tmp_path / "vocab.tsv"
+    path.write_text("ok\t2\t5\n" + line, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"vocab.tsv:2: expected"):
+        read_vocabulary(str(path))

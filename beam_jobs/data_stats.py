@@ -1,0 +1,248 @@
+"""Dataset statistics beyond row counts: activity, popularity skew, sparsity, cold items.
+
+Everything is computed inside the pipeline from per-key counts and small histograms (count
+value -> how many users or items have it), so no step holds all users or items in one worker:
+quantiles and the Gini coefficient are exact and scale to catalogs of any size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+
+from recstack import features
+
+#: Quantiles of events per user reported in stats.json (plus min, max and mean).
+QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)
+
+STAT_EVENTS_PER_SPLIT = features.STAT_EVENTS_PER_SPLIT
+STAT_DISTINCT_USERS = features.STAT_DISTINCT_USERS
+STAT_DISTINCT_ITEMS = features.STAT_DISTINCT_ITEMS
+STAT_EVENTS_PER_USER = features.STAT_EVENTS_PER_USER
+STAT_ITEM_GINI = features.STAT_ITEM_GINI
+STAT_SPARSITY = features.STAT_SPARSITY
+STAT_COLD_ITEM_SHARE = features.STAT_COLD_ITEM_SHARE
+#: Keys `ComputeDataStats` adds to stats.json.
+DATA_STATS = (
+    STAT_EVENTS_PER_SPLIT,
+    STAT_DISTINCT_USERS,
+    STAT_DISTINCT_ITEMS,
+    STAT_EVENTS_PER_USER,
+    STAT_ITEM_GINI,
+    STAT_SPARSITY,
+    STAT_COLD_ITEM_SHARE,
+)
+
+
+def gini(histogram: Iterable[tuple[int, int]]) -> float:
+    """Returns the Gini coefficient of non-negative values given as `(value, multiplicity)`.
+
+    With the values sorted ascending, x_1..x_n, G = sum_i (2i - n - 1) x_i / (n sum_i x_i):
+    0 when all are equal, (n - 1) / n when one holds everything. A run of m equal values v at
+    ranks r+1..r+m contributes v * m * (2r + m - n). Returns 0.0 for no values or a zero sum.
+    """
+    pairs = sorted((value, count) for value, count in histogram if count > 0)
+    n = sum(count for _, count in pairs)
+    total = sum(value * count for value, count in pairs)
+    if n == 0 or total == 0:
+        return 0.0
+    weighted, rank = 0, 0
+    for value, count in pairs:
+        weighted += value * count * (2 * rank + count - n)
+        rank += count
+    return weighted / (n * total)
+
+
+def histogram_summary(histogram: Iterable[tuple[int, int]]) -> dict[str, float] | None:
+    """Returns min, the `QUANTILES`, max and mean of values given as `(value, multiplicity)`.
+
+    Quantile q is the smallest value v such that at least a share q of the values is <= v
+    (numpy's "inverted_cdf" method). Returns None for no values.
+    """
+    pairs = sorted((value, count) for value, count in histogram if count > 0)
+    n = sum(count for _, count in pairs)
+    if n == 0:
+        return None
+    summary: dict[str, float] = {"min": pairs[0][0]}
+    for q in QUANTILES:
+        seen = 0
+        for value, count in pairs:
+            seen += count
+            if seen >= q * n:
+                summary[f"p{round(q * 100)}"] = value
+                break
+    summary["max"] = pairs[-1][0]
+    summary["mean"] = sum(value * count for value, count in pairs) / n
+    return summary
+
+
+def sparsity(pairs: int, users: int, items: int) -> float | None:
+    """Returns 1 - pairs / (users * items), the share of empty user-item cells; None when
+    there are no users or items."""
+    if users == 0 or items == 0:
+        return None
+    return 1.0 - pairs / (users * items)
+
+
+def _event(row: dict[str, Any]) -> str:
+    return row[features.EVENT]
+
+
+def _user(row: dict[str, Any]) -> tuple[str, int]:
+    return row[features.USER_ID], 1
+
+
+def _pair(row: dict[str, Any]) -> tuple[str, str]:
+    return row[features.USER_ID], row[features.ITEM_ID]
+
+
+def _catalog_entry(item: dict[str, Any]) -> tuple[str, tuple[int, int, int]]:
+    # (in catalog, events, train events), summed per item id.
+    return item[features.ITEM_ID], (1, 0, 0)
+
+
+def _event_entry(row: dict[str, Any], train: bool) -> tuple[str, tuple[int, int, int]]:
+    return row[features.ITEM_ID], (0, 1, int(train))
+
+
+def _sum_triples(triples: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
+    a = b = c = 0
+    for x, y, z in triples:
+        a, b, c = a + x, b + y, c + z
+    return a, b, c
+
+
+def _count_value(kv: tuple[Any, int]) -> int:
+    return kv[1]
+
+
+class _Histogram(beam.PTransform):
+    """Values -> list of `(value, multiplicity)` pairs (one element)."""
+
+    def expand(self, values: beam.PCollection) -> beam.PCollection:
+        return (
+            values
+            | "CountPerValue" >> beam.combiners.Count.PerElement()
+            | "Collect" >> beam.combiners.ToList()
+        )
+
+
+def _finish(
+    _: Any,
+    events: dict[str, dict[str, int]],
+    user_histogram: list[tuple[int, int]],
+    item_histogram: list[tuple[int, int]],
+    distinct_items: int,
+    pairs: int,
+    cold: tuple[int, int],
+) -> dict[str, Any]:
+    distinct_users = sum(count for _, count in user_histogram)
+    catalog_items, cold_items = cold
+    return {
+        STAT_EVENTS_PER_SPLIT: events,
+        STAT_DISTINCT_USERS: distinct_users,
+        STAT_DISTINCT_ITEMS: distinct_items,
+        STAT_EVENTS_PER_USER: histogram_summary(user_histogram),
+        STAT_ITEM_GINI: gini(item_histogram),
+        STAT_SPARSITY: sparsity(pairs, distinct_users, distinct_items),
+        STAT_COLD_ITEM_SHARE: cold_items / catalog_items if catalog_items else None,
+    }
+
+
+def _cold_entry(triple: tuple[int, int, int]) -> tuple[int, int]:
+    in_catalog = triple[0] > 0
+    return int(in_catalog), int(in_catalog and triple[2] == 0)
+
+
+def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    a = b = 0
+    for x, y in pairs:
+        a, b = a + x, b + y
+    return a, b
+
+
+class ComputeDataStats(beam.PTransform):
+    """Computes the `DATA_STATS` of the written interactions and the catalog.
+
+    Applied to a dict `{"train": rows, "eval": rows, "test": rows, "catalog": items}` of
+    PCollections; returns a PCollection of one dict keyed by `DATA_STATS`:
+
+    - events_per_split: `{split: {event type: rows}}`.
+    - distinct_users / distinct_items: over all written interactions.
+    - events_per_user: min, p25, p50, p75, p90, p99, max, mean over users (all splits).
+    - item_popularity_gini: Gini of events per item over the catalog and every interacted
+      item (items without events count as 0, so cold items raise it).
+    - sparsity: 1 - distinct (user, item) pairs / (distinct users * distinct items).
+    - cold_item_share: catalog items without a train event / catalog items.
+    """
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        splits = {name: inputs[name] for name in ("train", "eval", "test")}
+        events = [
+            rows
+            | f"{name.title()}Events" >> beam.Map(_event)
+            | f"{name.title()}CountEvents" >> beam.combiners.Count.PerElement()
+            | f"{name.title()}EventDict" >> beam.combiners.ToDict()
+            | f"{name.title()}Key" >> beam.Map(lambda d, n: (n, d), name)
+            for name, rows in splits.items()
+        ]
+        events_per_split = (
+            events | "FlattenEvents" >> beam.Flatten() | "EventsDict" >> beam.combiners.ToDict()
+        )
+        written = list(splits.values()) | "FlattenSplits" >> beam.Flatten()
+        user_histogram = (
+            written
+            | "KeyUsers" >> beam.Map(_user)
+            | "EventsPerUser" >> beam.CombinePerKey(sum)
+            | "UserCounts" >> beam.Map(_count_value)
+            | "UserHistogram" >> _Histogram()
+        )
+        item_entries = (
+            [
+                inputs["catalog"] | "CatalogEntries" >> beam.Map(_catalog_entry),
+                inputs["train"] | "TrainEntries" >> beam.Map(_event_entry, True),
+                inputs["eval"] | "EvalEntries" >> beam.Map(_event_entry, False),
+                inputs["test"] | "TestEntries" >> beam.Map(_event_entry, False),
+            ]
+            | "FlattenItemEntries" >> beam.Flatten()
+            | "SumPerItem" >> beam.CombinePerKey(_sum_triples)
+            | "ItemTriples" >> beam.Values()
+        )
+        item_histogram = (
+            item_entries
+            | "EventsPerItem" >> beam.Map(lambda triple: triple[1])
+            | "ItemHistogram" >> _Histogram()
+        )
+        distinct_items = (
+            item_entries
+            | "InteractedItems" >> beam.Filter(lambda triple: triple[1] > 0)
+            | "CountItems" >> beam.combiners.Count.Globally()
+        )
+        cold = (
+            item_entries
+            | "ColdEntries" >> beam.Map(_cold_entry)
+            | "ColdCounts" >> beam.CombineGlobally(_sum_pairs)
+        )
+        pairs = (
+            written
+            | "Pairs" >> beam.Map(_pair)
+            | "DistinctPairs" >> beam.Distinct()
+            | "CountPairs" >> beam.combiners.Count.Globally()
+        )
+        side = beam.pvalue.AsSingleton
+        return (
+            written.pipeline
+            | "Start" >> beam.Create([None])
+            | "Finish"
+            >> beam.Map(
+                _finish,
+                side(events_per_split),
+                side(user_histogram),
+                side(item_histogram),
+                side(distinct_items),
+                side(pairs),
+                side(cold),
+            )
+        )
