@@ -45,6 +45,9 @@ class IngestConfig:
       interaction_columns: Contract name -> source column name for the interaction files,
         e.g. {user_id: userId, item_id: movieId}; unmapped names are read as they are.
       item_columns: The same for the catalog files.
+      user_attributes: Columns of the optional users table kept as categorical user features
+        (e.g. [country, age_band]); written with `user_id` to the users TFRecords.
+      user_columns: Contract name -> source column name for the users table.
     """
 
     split_method: str = SPLIT_TIME
@@ -61,18 +64,33 @@ class IngestConfig:
     input_format: str = "jsonl"
     interaction_columns: ColumnMapping = dataclasses.field(default_factory=ColumnMapping)
     item_columns: ColumnMapping = dataclasses.field(default_factory=ColumnMapping)
+    user_attributes: tuple[str, ...] = ()
+    user_columns: ColumnMapping = dataclasses.field(default_factory=ColumnMapping)
 
     def __post_init__(self) -> None:
         from beam_jobs import readers
         from beam_jobs.labels import validate_event_labels
 
         readers.check_format(self.input_format)
-        for name in ("interaction_columns", "item_columns"):
+        for name in ("interaction_columns", "item_columns", "user_columns"):
             value = getattr(self, name)
             if isinstance(value, dict):  # From YAML.
                 object.__setattr__(self, name, ColumnMapping.from_dict(value))
 
         validate_event_labels(self.event_labels, self.event_weights)
+        if isinstance(self.user_attributes, list):  # From YAML.
+            object.__setattr__(self, "user_attributes", tuple(self.user_attributes))
+        attributes = self.user_attributes
+        if (
+            not isinstance(attributes, tuple)
+            or not all(isinstance(a, str) and a.strip() == a and a for a in attributes)
+            or len(set(attributes)) != len(attributes)
+            or "user_id" in attributes
+        ):
+            raise ValueError(
+                f"ingest.user_attributes={attributes!r} must be a list of distinct, non-empty "
+                "column names other than user_id, e.g. [country, age_band]"
+            )
         if (
             isinstance(self.history_length, bool)
             or not isinstance(self.history_length, int)

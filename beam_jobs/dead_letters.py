@@ -4,7 +4,7 @@ Every step that rejects a row emits one dead letter, so that for each input
 `rows read = rows written + dead letters` holds and a user can find and fix every lost row.
 A dead letter is a JSON object:
 
-    {"source": "interactions" | "catalog", "file": <path>, "line": <1-based line number>,
+    {"source": "interactions" | "catalog" | "users", "file": <path>, "line": <1-based line number>,
      "raw": <original line>, "reason": <what is wrong, naming the field and the value>}
 """
 
@@ -22,6 +22,7 @@ from recstack import features
 #: Values of a dead letter's "source": the input the rejected line came from.
 SOURCE_INTERACTIONS = "interactions"
 SOURCE_CATALOG = "catalog"
+SOURCE_USERS = "users"
 #: Key of a dead letter's 1-based line number (Parquet: row number) in its file.
 LINE_KEY = "line"
 #: Tag of the dead-letter output of the DoFns that emit them.
@@ -44,7 +45,7 @@ def dead_letter(source: str, file: str, line: int | None, raw: str, reason: str)
     """Returns the dead-letter record of one rejected input line.
 
     Args:
-      source: `SOURCE_INTERACTIONS` or `SOURCE_CATALOG`.
+      source: `SOURCE_INTERACTIONS`, `SOURCE_CATALOG` or `SOURCE_USERS`.
       file: Path of the file the line was read from.
       line: 1-based line number of `raw` in `file` (Parquet: row number); None when unknown.
       raw: The line as read (without its line break).
@@ -57,7 +58,7 @@ def rejected(source: str, sourced: Any, reason: str) -> dict[str, Any]:
     """Returns the dead letter of a validated row rejected by a later check.
 
     Args:
-      source: `SOURCE_INTERACTIONS` or `SOURCE_CATALOG`.
+      source: `SOURCE_INTERACTIONS`, `SOURCE_CATALOG` or `SOURCE_USERS`.
       sourced: A `beam_jobs.parse.SourcedRow` (anything with `file`, `line`, `raw`).
       reason: Readable reason naming the offending field and value.
     """

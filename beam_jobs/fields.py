@@ -218,3 +218,30 @@ def _datetime_to_epoch(moment: datetime.datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()
+
+
+def parse_attribute(record: dict[str, Any], name: str) -> str:
+    """Returns the user attribute `name` as a categorical string; absent or null is "".
+
+    Strings are stripped; integers and booleans become their text ("42", "true"); finite
+    floats their shortest text ("1.5").
+
+    Raises:
+      FieldError: a non-finite number, or a list or object.
+    """
+    value = record.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FieldError(f"{name} must be finite, got {value!r}")
+        return repr(value)
+    raise FieldError(
+        f"{name} must be a string, number or boolean, got {json_type_name(value)} {value!r}"
+    )

@@ -37,13 +37,13 @@ from beam_jobs.dead_letters import (
     CheckResult,
     WriteDeadLetters,
 )
-from beam_jobs.dedupe import DropDuplicateItems
+from beam_jobs.dedupe import DropDuplicateItems, DropDuplicateUsers
 from beam_jobs.duplicate_events import DropDuplicateEvents
 from beam_jobs.examples import WriteExamples
 from beam_jobs.history import AddHistoryFeatures
 from beam_jobs.known_items import DropUnknownItems, row_of
 from beam_jobs.labels import AssignLabels
-from beam_jobs.parse import ParseCatalog, ParseInteractions
+from beam_jobs.parse import ParseCatalog, ParseInteractions, ParseUsers
 from beam_jobs.split import Cutoffs, Split
 from beam_jobs.summary import format_summary
 from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary
@@ -70,18 +70,28 @@ class Ingest(beam.PTransform):
     Returns a PCollection of one element, the stats dict.
     """
 
-    def __init__(self, config: IngestConfig, interactions: str, items: str, output_dir: str):
+    def __init__(
+        self,
+        config: IngestConfig,
+        interactions: str,
+        items: str,
+        output_dir: str,
+        users: str | None = None,
+    ):
         """Args:
         config: The job's configuration.
-        interactions: Path or glob of the JSON Lines interaction files (local or `gs://`).
-        items: Path or glob of the JSON Lines catalog files.
+        interactions: Path or glob of the interaction files (local or `gs://`).
+        items: Path or glob of the catalog files.
         output_dir: Data directory for the outputs (local or `gs://`).
+        users: Path or glob of the optional users table; None for none (the users TFRecords
+          are then empty).
         """
         super().__init__()
         self._config = config
         self._interactions = interactions
         self._items = items
         self._output_dir = output_dir
+        self._users = users
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         config, output = self._config, self._output_dir
@@ -93,6 +103,13 @@ class Ingest(beam.PTransform):
             self._items, config.input_format, config.item_columns
         )
         items = catalog.rows | "DropDuplicateItems" >> DropDuplicateItems()
+        users_table = self._users_table(pbegin)
+        _ = users_table.rows | "WriteUsers" >> WriteExamples(
+            output,
+            features.USERS_PREFIX,
+            features.user_features(config.user_attributes),
+            config.num_shards,
+        )
         labelled = interactions.rows | "AssignLabels" >> AssignLabels(
             config.event_labels, config.event_weights
         )
@@ -130,7 +147,8 @@ class Ingest(beam.PTransform):
             catalog.dead_letters,
             items.dead_letters,
         ) | "CollectCatalogDeadLetters" >> beam.Flatten()
-        _ = (interaction_dead, catalog_dead) | "WriteDeadLetters" >> WriteDeadLetters(output)
+        dead = (interaction_dead, catalog_dead, users_table.dead_letters)
+        _ = dead | "WriteDeadLetters" >> WriteDeadLetters(output)
         counted = {
             features.STAT_ROWS_IN: interactions.lines,
             features.STAT_DEAD_LETTERS: interaction_dead,
@@ -142,8 +160,10 @@ class Ingest(beam.PTransform):
             features.STAT_ITEMS: train_items,
             features.STAT_CATALOG_ITEMS: items.rows,
             features.STAT_CATALOG_DEAD_LETTERS: catalog_dead,
+            features.STAT_USER_ROWS: users_table.rows,
+            features.STAT_USER_DEAD_LETTERS: users_table.dead_letters,
         }
-        split_stats = split.cutoffs | "SplitStats" >> beam.Map(_split_stats, config.split_method)
+        split_stats = split.cutoffs | "SplitStats" >> beam.Map(_split_stats, config)
         data_stats = {
             "train": split.train,
             "eval": split.eval,
@@ -152,6 +172,24 @@ class Ingest(beam.PTransform):
         } | "ComputeDataStats" >> ComputeDataStats()
         return counted | "WriteStats" >> stats_lib.WriteStats(output, (split_stats, data_stats))
 
+    def _users_table(self, pbegin: beam.pvalue.PBegin) -> CheckResult:
+        """Parsed, de-duplicated users table (empty without one)."""
+        if self._users is None:
+            empty = pbegin | "NoUsers" >> beam.Create([])
+            return CheckResult(empty, pbegin | "NoUserLetters" >> beam.Create([]))
+        parsed = pbegin | "ParseUsers" >> ParseUsers(
+            self._users,
+            self._config.user_attributes,
+            self._config.input_format,
+            self._config.user_columns,
+        )
+        unique = parsed.rows | "DropDuplicateUsers" >> DropDuplicateUsers()
+        letters = (
+            parsed.dead_letters,
+            unique.dead_letters,
+        ) | "CollectUserDeadLetters" >> beam.Flatten()
+        return CheckResult(unique.rows, letters)
+
     def _check_items(self, interactions: beam.PCollection, items: beam.PCollection) -> CheckResult:
         if self._config.strict_catalog:
             return interactions | "DropUnknownItems" >> DropUnknownItems(items)
@@ -159,9 +197,10 @@ class Ingest(beam.PTransform):
         return CheckResult(rows, interactions.pipeline | "NoUnknownItemLetters" >> beam.Create([]))
 
 
-def _split_stats(cutoffs: Cutoffs, method: str) -> dict[str, Any]:
+def _split_stats(cutoffs: Cutoffs, config: IngestConfig) -> dict[str, Any]:
     return {
-        features.STAT_SPLIT_METHOD: method,
+        features.STAT_USER_ATTRIBUTES: list(config.user_attributes),
+        features.STAT_SPLIT_METHOD: config.split_method,
         features.STAT_SPLIT_TIMESTAMP: cutoffs.eval,
         features.STAT_TEST_SPLIT_TIMESTAMP: cutoffs.test,
     }
@@ -219,6 +258,7 @@ def run_ingest(
     output_dir: str,
     beam_args: list[str] | None = None,
     overwrite: bool = False,
+    users: str | None = None,
 ) -> dict[str, Any]:
     """Runs the ingestion job to completion and returns its stats.
 
@@ -236,6 +276,8 @@ def run_ingest(
         see `pipeline_options` for the local defaults.
       overwrite: Replace the files `output_dir` already holds; when False such files make
         the run fail before it starts.
+      users: Path or glob of the optional users table (`user_id` plus the columns named by
+        `config.user_attributes`).
 
     Returns:
       The stats.json dict, keyed by the `features.STAT_*` names.
@@ -249,7 +291,7 @@ def run_ingest(
     pipeline_opts = pipeline_options(config, beam_args)
     with outputs.staged_output(output_dir, overwrite) as staging:
         pipeline = beam.Pipeline(options=pipeline_opts)
-        _ = pipeline | "Ingest" >> Ingest(config, interactions, items, staging)
+        _ = pipeline | "Ingest" >> Ingest(config, interactions, items, staging, users)
         logger.info(
             "Ingesting interactions %s and catalog %s into %s via %s (%s)",
             interactions,
@@ -306,6 +348,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--interactions", required=True, help="Path or glob of JSONL files.")
     parser.add_argument("--items", required=True, help="Path or glob of the JSONL catalog.")
     parser.add_argument("--output", required=True, help="Output data directory (or gs://).")
+    parser.add_argument("--users", default=None, help="Path or glob of the optional users table.")
     parser.add_argument(
         "--config",
         default=None,
@@ -319,7 +362,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args, beam_args = parser.parse_known_args(argv)
     config = load_config(args.config, args.eval_days)
     return run_ingest(
-        config, args.interactions, args.items, args.output, beam_args, overwrite=args.overwrite
+        config,
+        args.interactions,
+        args.items,
+        args.output,
+        beam_args,
+        overwrite=args.overwrite,
+        users=args.users,
     )
 
 

@@ -1,17 +1,19 @@
-"""Reading and validating the raw inputs: interactions and item catalog.
+"""Reading and validating the raw inputs: interactions, item catalog and users table.
 
-`ParseInteractions` and `ParseCatalog` read every file matching a pattern (local or `gs://`) in
-JSON Lines, CSV or Parquet, plain or gzip-compressed (see `beam_jobs.readers`), rename the
+`ParseInteractions`, `ParseCatalog` and `ParseUsers` read every file matching a pattern (local
+or `gs://`) in JSON Lines, CSV or Parquet, plain or gzip-compressed (see `beam_jobs.readers`),
+rename the
 columns of a `ColumnMapping` to the contract's names, and validate each record against the data
 contract (see `beam_jobs.fields`). Valid rows leave as `SourcedRow`s, which keep the file, line
 number and original text so later steps (unknown items, duplicates) can still emit complete dead
 letters; invalid rows leave as dead letters carrying file, line number, raw text and reason.
 Each outcome is counted with a Beam metrics counter in the namespace of its source
-("interactions" or "catalog").
+("interactions", "catalog" or "users").
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -77,6 +79,25 @@ def parse_interaction(record: dict[str, Any]) -> dict[str, Any]:
         features.EVENT: fields.parse_nonempty_string(record, features.EVENT),
         features.VALUE: fields.parse_value(record),
     }
+
+
+def parse_user(record: dict[str, Any], attributes: tuple[str, ...]) -> dict[str, Any]:
+    """Validates one decoded users-table line and returns its row.
+
+    Args:
+      record: The decoded line, columns renamed to contract names.
+      attributes: Attribute columns to keep (`ingest.user_attributes`); others are ignored.
+
+    Returns:
+      Dict with `user_id` and each attribute as a string (see `fields.parse_attribute`).
+
+    Raises:
+      fields.FieldError: a field violates the contract; the message names field and value.
+    """
+    row = {features.USER_ID: fields.parse_id(record, features.USER_ID)}
+    for name in attributes:
+        row[name] = fields.parse_attribute(record, name)
+    return row
 
 
 def parse_item(record: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +199,11 @@ class _ParseRecords(beam.PTransform):
         return ParseResult(parsed[ROWS_TAG], parsed[dead_letters.DEAD_LETTER_TAG], records)
 
 
-_TABLES = {dead_letters.SOURCE_INTERACTIONS: "interaction", dead_letters.SOURCE_CATALOG: "item"}
+_TABLES = {
+    dead_letters.SOURCE_INTERACTIONS: "interaction",
+    dead_letters.SOURCE_CATALOG: "item",
+    dead_letters.SOURCE_USERS: "user",
+}
 
 
 class ParseInteractions(_ParseRecords):
@@ -241,4 +266,38 @@ class ParseCatalog(_ParseRecords):
             input_format,
             columns,
             features.ITEM_FEATURES,
+        )
+
+
+class ParseUsers(_ParseRecords):
+    """Reads and validates the optional users table (see `parse_user`).
+
+    Applied to the pipeline; returns a `ParseResult` whose rows hold user dicts. Duplicate ids
+    are left in; `beam_jobs.dedupe.DropDuplicateUsers` resolves them.
+    """
+
+    def __init__(
+        self,
+        file_pattern: str,
+        attributes: tuple[str, ...],
+        input_format: str = readers.FORMAT_JSONL,
+        columns: ColumnMapping | None = None,
+    ) -> None:
+        """Args:
+        file_pattern: File path or glob, local or `gs://...`.
+        attributes: Attribute columns to keep, e.g. ("country", "age_band").
+        input_format: As for `ParseInteractions`.
+        columns: Source column names of user columns; None reads the contract's names.
+
+        Raises:
+          ValueError: unknown `input_format`, or `columns` maps a column that is neither
+            `user_id` nor an attribute.
+        """
+        super().__init__(
+            file_pattern,
+            dead_letters.SOURCE_USERS,
+            functools.partial(parse_user, attributes=tuple(attributes)),
+            input_format,
+            columns,
+            features.user_features(tuple(attributes)),
         )

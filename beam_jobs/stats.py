@@ -26,6 +26,8 @@ COUNTED_STATS = (
     features.STAT_ITEMS,
     features.STAT_CATALOG_ITEMS,
     features.STAT_CATALOG_DEAD_LETTERS,
+    features.STAT_USER_ROWS,
+    features.STAT_USER_DEAD_LETTERS,
 )
 
 

@@ -55,6 +55,8 @@ def _rows_table(stats: dict[str, Any]) -> Table:
         ("exact duplicates dropped", F.STAT_DUPLICATES_DROPPED),
         ("catalog items", F.STAT_CATALOG_ITEMS),
         ("catalog dead letters", F.STAT_CATALOG_DEAD_LETTERS),
+        ("users table rows", F.STAT_USER_ROWS),
+        ("users table dead letters", F.STAT_USER_DEAD_LETTERS),
     ):
         table.add_row(label, _number(stats.get(key)))
     return table

@@ -100,6 +100,7 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
     """Runs the whole stack once under `workdir` (emptied first) and prints what it did."""
     from beam_jobs.config import IngestConfig
     from beam_jobs.ingest import run_ingest
+    from beam_jobs.summary import format_summary
     from recstack import synthetic
     from serving.client import ServingClient
     from trainer.config import TrainConfig
@@ -120,9 +121,9 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
     with report.stage(2, "ingest", "ingest with Apache Beam (DirectRunner)"):
         report.stats = run_ingest(
             load_section(config, "ingest", IngestConfig), paths["interactions"], paths["items"],
-            data,
+            data, users=paths["users"],
         )  # fmt: skip
-        print(json.dumps(report.stats, indent=2, sort_keys=True))
+        print(format_summary(report.stats))
     with report.stage(3, "train", "train the TFRS two-tower retrieval model"):
         report.metrics = train(load_section(config, "train", TrainConfig), data, run).metrics
     with report.stage(4, "export", "export a ScaNN retrieval SavedModel in TF Serving layout"):

@@ -2,7 +2,8 @@
 
     recstack generate --output DIR            synthetic logs + catalog with planted structure
     recstack import --source DIR --output DIR  MovieLens / Amazon reviews -> raw JSONL
-    recstack ingest --interactions ... --items ... --output DIR [-- beam options]
+    recstack ingest --interactions ... --items ... [--users ...] --output DIR [beam options]
+    recstack embed --data DIR --model SAVEDMODEL --output DIR   frozen item text vectors
     recstack train --data DIR --run-dir DIR   TFRS two-tower retrieval, TensorBoard, checkpoints
     recstack export --run-dir DIR --model-base-path DIR
     recstack serve --model-base-path DIR --port 8500
@@ -59,12 +60,31 @@ def _import(args: argparse.Namespace) -> None:
 
 def _ingest(args: argparse.Namespace, beam_args: list[str]) -> None:
     from beam_jobs.ingest import load_config, run_ingest
+    from beam_jobs.summary import format_summary
 
     config = load_config(args.config, args.eval_days)
     stats = run_ingest(
-        config, args.interactions, args.items, args.output, beam_args, overwrite=args.overwrite
+        config,
+        args.interactions,
+        args.items,
+        args.output,
+        beam_args,
+        overwrite=args.overwrite,
+        users=args.users,
     )
-    print(json.dumps(stats, indent=2, sort_keys=True))
+    print(format_summary(stats))
+    print(f"stats: {F.DataLayout(args.output).stats}")
+
+
+def _embed(args: argparse.Namespace, beam_args: list[str]) -> None:
+    from beam_jobs.embed_text import load_config, run_embed
+
+    config = load_config(
+        args.config, min_batch_size=args.min_batch_size, max_batch_size=args.max_batch_size
+    )
+    items = args.items or F.DataLayout(args.data).items_pattern
+    meta = run_embed(config, items, args.model, args.output, beam_args, overwrite=args.overwrite)
+    print(json.dumps(meta, indent=2, sort_keys=True))
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -142,10 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="Beam: raw logs -> TFRecords, vocabularies, stats")
     p.add_argument("--interactions", required=True, help="file or glob (gs:// works)")
     p.add_argument("--items", required=True, help="catalog file or glob")
+    p.add_argument("--users", help="optional users table file or glob")
     p.add_argument("--output", required=True, help="output data directory")
     p.add_argument("--eval-days", type=float, help="days at the end that form the eval split")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.set_defaults(run=_ingest, beam=True)
+
+    p = sub.add_parser("embed", help="Beam RunInference: item text -> frozen text embeddings")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="data directory written by ingest (its item corpus)")
+    source.add_argument("--items", help="glob of item TFRecords")
+    p.add_argument("--model", required=True, help="text encoder SavedModel (strings -> vectors)")
+    p.add_argument("--output", required=True, help="output directory for the embeddings")
+    p.add_argument("--min-batch-size", type=int)
+    p.add_argument("--max-batch-size", type=int)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    p.set_defaults(run=_embed, beam=True)
 
     p = sub.add_parser("train", help="train the TFRS retrieval model")
     p.add_argument("--data", required=True, help="data directory written by ingest")

@@ -99,6 +99,17 @@ ITEM_FEATURES: tuple[Feature, ...] = (
 )
 
 
+def user_features(attributes: tuple[str, ...]) -> tuple[Feature, ...]:
+    """Returns the Example contract of the users TFRecords: `user_id` and each attribute.
+
+    Attributes come from the optional users table, named by `ingest.user_attributes`; every
+    attribute is a categorical string ("" when the table has no value for the user).
+    """
+    return (Feature(USER_ID, DTYPE_STRING),) + tuple(
+        Feature(name, DTYPE_STRING, default="") for name in attributes
+    )
+
+
 def tf_parse_spec(features: tuple[Feature, ...]) -> dict[str, Any]:
     """Returns the `tf.io.parse_example` spec for `features`.
 
@@ -121,6 +132,7 @@ def tf_parse_spec(features: tuple[Feature, ...]) -> dict[str, Any]:
 # --- Files written by `recstack generate` -----------------------------------------------------
 RAW_INTERACTIONS_FILE = "interactions.jsonl"
 RAW_ITEMS_FILE = "items.jsonl"
+RAW_USERS_FILE = "users.jsonl"
 #: The planted structure (topics of users and items), for tests and quality benchmarks.
 RAW_TRUTH_FILE = "truth.json"
 
@@ -129,6 +141,8 @@ TRAIN_PREFIX = "train"
 EVAL_PREFIX = "eval"
 TEST_PREFIX = "test"
 ITEMS_PREFIX = "items"
+#: Users table: one Example per user with its attributes (`user_features`).
+USERS_PREFIX = "users"
 TFRECORD_SUFFIX = ".tfrecord.gz"
 USER_VOCAB_FILE = "vocab_user_id.tsv"
 ITEM_VOCAB_FILE = "vocab_item_id.tsv"
@@ -190,6 +204,10 @@ class DataLayout:
         return self.pattern(ITEMS_PREFIX)
 
     @property
+    def users_pattern(self) -> str:
+        return self.pattern(USERS_PREFIX)
+
+    @property
     def user_vocab(self) -> str:
         return os.path.join(self.root, USER_VOCAB_FILE)
 
@@ -224,6 +242,11 @@ STAT_USERS = "users"
 STAT_ITEMS = "items"
 STAT_CATALOG_ITEMS = "catalog_items"
 STAT_CATALOG_DEAD_LETTERS = "catalog_dead_letters"
+#: Users table rows written (one per distinct user id) and rejected.
+STAT_USER_ROWS = "user_rows"
+STAT_USER_DEAD_LETTERS = "user_dead_letters"
+#: The users table's attribute names, in the order of `user_features`.
+STAT_USER_ATTRIBUTES = "user_attributes"
 STAT_SPLIT_TIMESTAMP = "split_timestamp"
 STAT_TEST_SPLIT_TIMESTAMP = "test_split_timestamp"
 STAT_SPLIT_METHOD = "split_method"

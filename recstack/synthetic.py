@@ -50,7 +50,10 @@ _MALFORMED_KINDS = (
     "bad_timestamp",
     "non_finite_value",
     "missing_event",
+    "unknown_item_id",
 )
+#: Item id of the "unknown_item_id" kind: well-formed, but in no catalog.
+UNKNOWN_ITEM_ID = "not-in-catalog"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,11 +122,35 @@ class SyntheticData:
       interaction_lines: JSON Lines of the interaction log, malformed rows included.
       items: Catalog rows (dicts with item_id, title, description, categories).
       truth: Planted structure: topics, item_topics, user_topics, cold_items, malformed counts.
+      users: Users table rows (user_id and the `USER_ATTRIBUTES`), one per user.
     """
 
     interaction_lines: list[str]
     items: list[dict[str, Any]]
     truth: dict[str, Any]
+    users: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+#: Attribute columns of the generated users table.
+USER_ATTRIBUTES = ("country", "age_band")
+_COUNTRIES = ("DE", "FR", "US", "GB", "BR", "IN", "JP", "ES")
+_AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
+
+
+def _users_table(seed: int, user_topics: list[int]) -> list[dict[str, Any]]:
+    """Users with a country and an age band, each weakly tied to the user's main topic.
+
+    Uses its own random stream (seeded from `seed`), so adding the table changed no event.
+    """
+    rng = np.random.default_rng([seed, 1])
+    users = []
+    for index, topic in enumerate(user_topics):
+        # Half the users take the country and age band their main topic leans to.
+        leaning = rng.random() < 0.5
+        country = _COUNTRIES[topic % len(_COUNTRIES)] if leaning else str(rng.choice(_COUNTRIES))
+        age = _AGE_BANDS[topic % len(_AGE_BANDS)] if leaning else str(rng.choice(_AGE_BANDS))
+        users.append({F.USER_ID: f"u{index:05d}", "country": country, "age_band": age})
+    return users
 
 
 def topic_names(num_topics: int) -> list[str]:
@@ -264,6 +291,8 @@ def _malformed_line(rng: np.random.Generator, kind: str, valid: dict[str, Any]) 
         row[F.VALUE] = float("nan")  # json.dumps writes NaN, which json.loads accepts.
     elif kind == "missing_event":
         row.pop(F.EVENT)
+    elif kind == "unknown_item_id":
+        row[F.ITEM_ID] = UNKNOWN_ITEM_ID
     return json.dumps(row)
 
 
@@ -281,6 +310,7 @@ def generate(config: SyntheticConfig, progress: bool = False) -> SyntheticData:
 
     rows: list[dict[str, Any]] = []
     user_topics: dict[str, dict[str, float]] = {}
+    main_topics: list[int] = []
     for index in tqdm(range(config.num_users), desc="users", disable=not progress):
         user_id = f"u{index:05d}"
         count = int(rng.integers(1, config.max_topics_per_user + 1))
@@ -288,6 +318,7 @@ def generate(config: SyntheticConfig, progress: bool = False) -> SyntheticData:
         chosen_weights = rng.dirichlet(np.ones(count) * 2.0)
         preferences = np.zeros(config.num_topics)
         preferences[chosen] = chosen_weights
+        main_topics.append(int(chosen[int(np.argmax(chosen_weights))]))
         user_topics[user_id] = {
             names[int(t)]: round(float(w), 4) for t, w in zip(chosen, chosen_weights, strict=True)
         }
@@ -316,17 +347,26 @@ def generate(config: SyntheticConfig, progress: bool = False) -> SyntheticData:
         "valid_rows": len(rows),
         "malformed_rows": malformed,
     }
-    return SyntheticData(interaction_lines=lines, items=items, truth=truth)
+    return SyntheticData(
+        interaction_lines=lines,
+        items=items,
+        truth=truth,
+        users=_users_table(config.seed, main_topics),
+    )
 
 
 def write(data: SyntheticData, output_dir: str) -> dict[str, str]:
-    """Writes the log, the catalog and the truth under `output_dir`; returns their paths."""
+    """Writes the log, the catalog, the users table and the truth under `output_dir`; returns
+    their paths keyed "interactions", "items", "users", "truth"."""
     os.makedirs(output_dir, exist_ok=True)
     paths = {
         "interactions": os.path.join(output_dir, F.RAW_INTERACTIONS_FILE),
         "items": os.path.join(output_dir, F.RAW_ITEMS_FILE),
+        "users": os.path.join(output_dir, F.RAW_USERS_FILE),
         "truth": os.path.join(output_dir, F.RAW_TRUTH_FILE),
     }
+    with open(paths["users"], "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(user) + "\n" for user in data.users)
     with open(paths["interactions"], "w", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in data.interaction_lines)
     with open(paths["items"], "w", encoding="utf-8") as f:

@@ -50,7 +50,8 @@ def test_duplicate_items_keep_the_record_that_sorts_first_by_file_and_line():
                 equal_to(
                     [
                         "duplicate item_id 'i1': the catalog holds it more than once and the "
-                        "record 'i1:z from a' from a.jsonl was kept; keep one line per item"
+                        "record 'i1:z from a' from a.jsonl line 9 was kept; keep one line per "
+                        "item_id"
                     ]
                     * 2
                 ),

@@ -253,6 +253,9 @@ def _check_outputs(inputs, stats, eval_days=7.0):
         features.STAT_ITEMS: len({r[1] for r in expected_train}),
         features.STAT_CATALOG_ITEMS: len(inputs["catalog"]),
         features.STAT_CATALOG_DEAD_LETTERS: len(inputs["catalog_dead"]),
+        features.STAT_USER_ROWS: 0,
+        features.STAT_USER_DEAD_LETTERS: 0,
+        features.STAT_USER_ATTRIBUTES: [],
         features.STAT_SPLIT_TIMESTAMP: latest - int(eval_days * DAY),
         features.STAT_TEST_SPLIT_TIMESTAMP: None,
         features.STAT_SPLIT_METHOD: "time",
@@ -360,6 +363,48 @@ def test_leave_last_out_through_the_job_holds_out_each_users_last_events(inputs)
     assert stats[features.STAT_SPLIT_METHOD] == "leave_last_out"
     assert stats[features.STAT_SPLIT_TIMESTAMP] is None
     assert stats[features.STAT_TEST_ROWS] == len(by_user)
+
+
+def test_the_users_table_is_validated_deduplicated_and_written(inputs, tmp_path):
+    lines = [
+        json.dumps({"user_id": "u0", "country": "DE", "age": 34, "ignored": "x"}),
+        json.dumps({"user_id": "u1", "country": " FR "}),
+        json.dumps({"user_id": "u0", "country": "US"}),  # Duplicate: the first line is kept.
+        json.dumps({"country": "IT"}),  # No id.
+        '{"user_id": "u2", "age": NaN}',  # Non-finite attribute.
+        json.dumps({"user_id": "u3", "country": ["a", "b"]}),  # Not a scalar.
+        json.dumps({"user_id": "u9", "age": 51.5, "country": None}),  # No events: still kept.
+    ]
+    users = _write(tmp_path / "users.jsonl", lines)
+    config = IngestConfig(user_attributes=("country", "age"))
+    stats = run_ingest(
+        config, inputs["interactions"], inputs["items"], inputs["output"], IN_MEMORY, users=users
+    )
+
+    layout = features.DataLayout(inputs["output"])
+    parsed = _read_examples(layout.users_pattern, features.user_features(("country", "age")))
+    got = sorted(
+        zip(
+            (v.decode() for v in parsed[features.USER_ID]),
+            (v.decode() for v in parsed["country"]),
+            (v.decode() for v in parsed["age"]),
+            strict=True,
+        )
+    )
+    assert got == [("u0", "DE", "34"), ("u1", "FR", ""), ("u9", "", "51.5")]
+    assert stats[features.STAT_USER_ROWS] == 3
+    assert stats[features.STAT_USER_DEAD_LETTERS] == 4
+    assert stats[features.STAT_USER_ATTRIBUTES] == ["country", "age"]
+    letters = []
+    for path in glob.glob(layout.dead_letter_pattern):
+        with open(path, encoding="utf-8") as f:
+            letters.extend(json.loads(line) for line in f)
+    user_letters = {d["line"]: d["reason"] for d in letters if d["source"] == "users"}
+    assert sorted(user_letters) == [3, 4, 5, 6]
+    assert "duplicate user_id 'u0'" in user_letters[3]
+    assert "missing user_id" in user_letters[4]
+    assert "age must be finite" in user_letters[5]
+    assert "country must be a string, number or boolean" in user_letters[6]
 
 
 def test_a_time_split_with_a_test_window(inputs):
