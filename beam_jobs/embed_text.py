@@ -36,6 +36,7 @@ from beam_jobs.embed_config import EmbedConfig
 from beam_jobs.embed_items import EmbedItems
 from beam_jobs.embeddings import WriteEmbeddings, read_embeddings_meta
 from beam_jobs.ingest import pipeline_options
+from beam_jobs.progress import progress_line
 from recstack import config as config_lib
 from recstack import features
 
@@ -182,7 +183,8 @@ def run_embed(
             staging,
             config,
         )
-        state = pipeline.run().wait_until_finish()
+        with progress_line("embed"):
+            state = pipeline.run().wait_until_finish()
         if state != PipelineState.DONE:
             raise RuntimeError(f"the embedding pipeline ended in state {state}; see its log")
         meta = read_embeddings_meta(staging)

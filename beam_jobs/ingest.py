@@ -44,6 +44,7 @@ from beam_jobs.history import AddHistoryFeatures
 from beam_jobs.known_items import DropUnknownItems, row_of
 from beam_jobs.labels import AssignLabels
 from beam_jobs.parse import ParseCatalog, ParseInteractions, ParseUsers
+from beam_jobs.progress import progress_line
 from beam_jobs.split import Cutoffs, Split
 from beam_jobs.summary import format_summary
 from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary
@@ -259,6 +260,7 @@ def run_ingest(
     beam_args: list[str] | None = None,
     overwrite: bool = False,
     users: str | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Runs the ingestion job to completion and returns its stats.
 
@@ -278,6 +280,8 @@ def run_ingest(
         the run fail before it starts.
       users: Path or glob of the optional users table (`user_id` plus the columns named by
         `config.user_attributes`).
+      progress: Show a live progress line on stderr (`beam_jobs.progress`); None shows it
+        when stderr is a terminal.
 
     Returns:
       The stats.json dict, keyed by the `features.STAT_*` names.
@@ -300,8 +304,9 @@ def run_ingest(
             staging,
             config,
         )
-        result = pipeline.run()
-        state = result.wait_until_finish()
+        with progress_line("ingest", progress):
+            result = pipeline.run()
+            state = result.wait_until_finish()
         if state != PipelineState.DONE:
             raise RuntimeError(
                 f"the ingestion pipeline ended in state {state}; see the runner's log"
