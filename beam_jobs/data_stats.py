@@ -90,12 +90,12 @@ def _event(row: dict[str, Any]) -> str:
     return row[features.EVENT]
 
 
-def _user(row: dict[str, Any]) -> tuple[str, int]:
-    return row[features.USER_ID], 1
+def _first(pair: tuple[int, int]) -> int:
+    return pair[0]
 
 
-def _pair(row: dict[str, Any]) -> tuple[str, str]:
-    return row[features.USER_ID], row[features.ITEM_ID]
+def _second(pair: tuple[int, int]) -> int:
+    return pair[1]
 
 
 def _catalog_entry(item: dict[str, Any]) -> tuple[str, tuple[int, int, int]]:
@@ -112,10 +112,6 @@ def _sum_triples(triples: Iterable[tuple[int, int, int]]) -> tuple[int, int, int
     for x, y, z in triples:
         a, b, c = a + x, b + y, c + z
     return a, b, c
-
-
-def _count_value(kv: tuple[Any, int]) -> int:
-    return kv[1]
 
 
 class _Histogram(beam.PTransform):
@@ -166,7 +162,8 @@ def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
 class ComputeDataStats(beam.PTransform):
     """Computes the `DATA_STATS` of the written interactions and the catalog.
 
-    Applied to a dict `{"train": rows, "eval": rows, "test": rows, "catalog": items}` of
+    Applied to a dict `{"train": rows, "eval": rows, "test": rows, "catalog": items,
+    "activity": (events, distinct items) per user (see `history.HistoryResult`)}` of
     PCollections; returns a PCollection of one dict keyed by `DATA_STATS`:
 
     - events_per_split: `{split: {event type: rows}}`.
@@ -191,13 +188,9 @@ class ComputeDataStats(beam.PTransform):
         events_per_split = (
             events | "FlattenEvents" >> beam.Flatten() | "EventsDict" >> beam.combiners.ToDict()
         )
-        written = list(splits.values()) | "FlattenSplits" >> beam.Flatten()
+        activity = inputs["activity"]
         user_histogram = (
-            written
-            | "KeyUsers" >> beam.Map(_user)
-            | "EventsPerUser" >> beam.CombinePerKey(sum)
-            | "UserCounts" >> beam.Map(_count_value)
-            | "UserHistogram" >> _Histogram()
+            activity | "UserEvents" >> beam.Map(_first) | "UserHistogram" >> _Histogram()
         )
         item_entries = (
             [
@@ -226,14 +219,11 @@ class ComputeDataStats(beam.PTransform):
             | "ColdCounts" >> beam.CombineGlobally(_sum_pairs)
         )
         pairs = (
-            written
-            | "Pairs" >> beam.Map(_pair)
-            | "DistinctPairs" >> beam.Distinct()
-            | "CountPairs" >> beam.combiners.Count.Globally()
+            activity | "UserItems" >> beam.Map(_second) | "CountPairs" >> beam.CombineGlobally(sum)
         )
         side = beam.pvalue.AsSingleton
         return (
-            written.pipeline
+            activity.pipeline
             | "Start" >> beam.Create([None])
             | "Finish"
             >> beam.Map(

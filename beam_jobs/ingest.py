@@ -117,7 +117,7 @@ class Ingest(beam.PTransform):
         known = self._check_items(labelled.rows, items.rows)
         distinct = known.rows | "DropDuplicateEvents" >> DropDuplicateEvents()
         enriched = distinct.rows | "AddHistoryFeatures" >> AddHistoryFeatures(config.history_length)
-        split = enriched | "Split" >> Split(
+        split = enriched.rows | "Split" >> Split(
             config.split_method,
             config.eval_days,
             config.test_days,
@@ -170,6 +170,7 @@ class Ingest(beam.PTransform):
             "eval": split.eval,
             "test": split.test,
             "catalog": items.rows,
+            "activity": enriched.activity,
         } | "ComputeDataStats" >> ComputeDataStats()
         return counted | "WriteStats" >> stats_lib.WriteStats(output, (split_stats, data_stats))
 
@@ -207,6 +208,13 @@ def _split_stats(cutoffs: Cutoffs, config: IngestConfig) -> dict[str, Any]:
     }
 
 
+#: The local default runner. Beam's "DirectRunner" first tries to fetch and start the Prism
+#: runner binary (a download from GitHub, which fails offline and, when it succeeds, ignores
+#: `direct_running_mode`) and then falls back to this engine; naming it directly keeps local
+#: runs offline, multi-process and reproducible. `--runner DirectRunner` still works.
+LOCAL_RUNNER = "FnApiRunner"
+
+
 def _has_flag(args: list[str], flag: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for arg in args)
 
@@ -217,15 +225,15 @@ def pipeline_options(config: IngestConfig, beam_args: list[str] | None = None) -
     Args:
       config: Supplies `direct_num_workers` for the local default.
       beam_args: Beam command-line options, passed through unchanged. Without `--runner`, the
-        job runs on the DirectRunner in `multi_processing` mode with
-        `config.direct_num_workers` processes; each of those three defaults applies only when
-        `beam_args` does not set the option itself (so `--direct_running_mode=in_memory`
-        works).
+        job runs on the local direct runner's engine (`LOCAL_RUNNER`) in `multi_processing`
+        mode with `config.direct_num_workers` processes; each of those three defaults applies
+        only when `beam_args` does not set the option itself (so
+        `--direct_running_mode=in_memory` works).
     """
     args = list(beam_args or [])
     defaults: list[str] = []
     if not _has_flag(args, "--runner"):
-        defaults.append("--runner=DirectRunner")
+        defaults.append(f"--runner={LOCAL_RUNNER}")
         if not _has_flag(args, "--direct_running_mode"):
             defaults.append("--direct_running_mode=multi_processing")
         if not _has_flag(args, "--direct_num_workers"):

@@ -94,6 +94,7 @@ def test_compute_data_stats_on_a_small_dataset():
                 ("eval", eval_),
                 ("test", test),
                 ("catalog", catalog),
+                ("activity", [(3, 2), (2, 2), (2, 2)]),  # (events, distinct items) per user.
             )
         }
         assert_that(inputs | ComputeDataStats(), equal_to([expected]))
@@ -103,7 +104,7 @@ def test_compute_data_stats_on_empty_inputs():
     with test_pipeline.TestPipeline() as p:
         inputs = {
             name: p | f"Create{name}" >> beam.Create([])
-            for name in ("train", "eval", "test", "catalog")
+            for name in ("train", "eval", "test", "catalog", "activity")
         }
         expected = {
             F.STAT_EVENTS_PER_SPLIT: {"train": {}, "eval": {}, "test": {}},

@@ -51,16 +51,17 @@ def test_context_from_utc_timestamp():
     }
 
 
-def test_transform_groups_by_user():
-    rows = [_row("u1", "a", 1), _row("u2", "b", 2), _row("u1", "c", 3)]
+def test_transform_groups_by_user_and_reports_each_users_activity():
+    rows = [_row("u1", "a", 1), _row("u2", "b", 2), _row("u1", "c", 3), _row("u1", "a", 4)]
     with TestPipeline() as p:
-        got = (
-            p
-            | beam.Create(rows)
-            | AddHistoryFeatures(10)
-            | beam.Map(lambda r: (r[F.USER_ID], r[F.ITEM_ID], tuple(r[F.HISTORY_ITEM_IDS])))
+        result = p | beam.Create(rows) | AddHistoryFeatures(10)
+        got = result.rows | beam.Map(
+            lambda r: (r[F.USER_ID], r[F.ITEM_ID], tuple(r[F.HISTORY_ITEM_IDS]))
         )
-        assert_that(got, equal_to([("u1", "a", ()), ("u2", "b", ()), ("u1", "c", ("a",))]))
+        expected = [("u1", "a", ()), ("u2", "b", ()), ("u1", "c", ("a",)), ("u1", "a", ("a", "c"))]
+        assert_that(got, equal_to(expected), label="Rows")
+        # (events, distinct items): u1 3 events over 2 items, u2 1 over 1.
+        assert_that(result.activity, equal_to([(3, 2), (1, 1)]), label="Activity")
 
 
 def test_negative_length_rejected():

@@ -482,7 +482,7 @@ def test_cli_rejects_eval_days_that_a_split_timestamp_would_ignore(inputs, tmp_p
 
 def test_local_defaults_use_the_multiprocess_direct_runner():
     options = pipeline_options(IngestConfig(direct_num_workers=3))
-    assert options.view_as(StandardOptions).runner == "DirectRunner"
+    assert options.view_as(StandardOptions).runner == "FnApiRunner"
     direct = options.view_as(DirectOptions)
     assert direct.direct_running_mode == "multi_processing"
     assert direct.direct_num_workers == 3
