@@ -86,10 +86,6 @@ def sparsity(pairs: int, users: int, items: int) -> float | None:
     return 1.0 - pairs / (users * items)
 
 
-def _event(row: dict[str, Any]) -> str:
-    return row[features.EVENT]
-
-
 def _first(pair: tuple[int, int]) -> int:
     return pair[0]
 
@@ -103,8 +99,13 @@ def _catalog_entry(item: dict[str, Any]) -> tuple[str, tuple[int, int, int]]:
     return item[features.ITEM_ID], (1, 0, 0)
 
 
-def _event_entry(row: dict[str, Any], train: bool) -> tuple[str, tuple[int, int, int]]:
-    return row[features.ITEM_ID], (0, 1, int(train))
+def _counted_entry(kv: tuple[str, tuple[int, int, Any]]) -> tuple[str, tuple[int, int, int]]:
+    item, (events, train, _) = kv
+    return item, (0, events, train)
+
+
+def _events_per_split(counts: dict[str, Any]) -> dict[str, Any]:
+    return counts["events"]
 
 
 def _sum_triples(triples: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
@@ -162,9 +163,10 @@ def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
 class ComputeDataStats(beam.PTransform):
     """Computes the `DATA_STATS` of the written interactions and the catalog.
 
-    Applied to a dict `{"train": rows, "eval": rows, "test": rows, "catalog": items,
-    "activity": (events, distinct items) per user (see `history.HistoryResult`)}` of
-    PCollections; returns a PCollection of one dict keyed by `DATA_STATS`:
+    Applied to a dict of PCollections (see `beam_jobs.build.BuildResult`):
+    `{"catalog": item dicts, "item_counts": (item, (events, train events, first train
+    time)), "activity": (events, distinct items) per user, "counts": the merged counts}`;
+    returns a PCollection of one dict keyed by `DATA_STATS`:
 
     - events_per_split: `{split: {event type: rows}}`.
     - distinct_users / distinct_items: over all written interactions.
@@ -176,28 +178,15 @@ class ComputeDataStats(beam.PTransform):
     """
 
     def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
-        splits = {name: inputs[name] for name in ("train", "eval", "test")}
-        events = [
-            rows
-            | f"{name.title()}Events" >> beam.Map(_event)
-            | f"{name.title()}CountEvents" >> beam.combiners.Count.PerElement()
-            | f"{name.title()}EventDict" >> beam.combiners.ToDict()
-            | f"{name.title()}Key" >> beam.Map(lambda d, n: (n, d), name)
-            for name, rows in splits.items()
-        ]
-        events_per_split = (
-            events | "FlattenEvents" >> beam.Flatten() | "EventsDict" >> beam.combiners.ToDict()
-        )
         activity = inputs["activity"]
+        events_per_split = inputs["counts"] | "EventsPerSplit" >> beam.Map(_events_per_split)
         user_histogram = (
             activity | "UserEvents" >> beam.Map(_first) | "UserHistogram" >> _Histogram()
         )
         item_entries = (
             [
                 inputs["catalog"] | "CatalogEntries" >> beam.Map(_catalog_entry),
-                inputs["train"] | "TrainEntries" >> beam.Map(_event_entry, True),
-                inputs["eval"] | "EvalEntries" >> beam.Map(_event_entry, False),
-                inputs["test"] | "TestEntries" >> beam.Map(_event_entry, False),
+                inputs["item_counts"] | "CountedEntries" >> beam.Map(_counted_entry),
             ]
             | "FlattenItemEntries" >> beam.Flatten()
             | "SumPerItem" >> beam.CombinePerKey(_sum_triples)

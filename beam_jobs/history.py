@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
-
-import apache_beam as beam
+from typing import Any
 
 from recstack import features
 
@@ -60,64 +58,3 @@ def histories(rows: Iterable[dict[str, Any]], length: int) -> Iterator[dict[str,
                    POSITION: (index, len(ordered))}  # fmt: skip
         past.extend((row[features.ITEM_ID], timestamp) for row in ordered[start:end])
         start = end
-
-
-#: Tag of the per-user activity output of `AttachHistoryFn`.
-ACTIVITY_TAG = "activity"
-
-
-class HistoryResult(NamedTuple):
-    """Outputs of `AddHistoryFeatures`.
-
-    Attributes:
-      rows: PCollection of the enriched interaction dicts.
-      activity: PCollection of `(events, distinct items)`, one per user; the per-user figures
-        of the dataset statistics, computed here where each user's events are grouped anyway.
-    """
-
-    rows: beam.PCollection
-    activity: beam.PCollection
-
-
-class AttachHistoryFn(beam.DoFn):
-    """Enriches one user's events (`histories` + `add_context`) and reports their activity."""
-
-    def __init__(self, length: int) -> None:
-        super().__init__()
-        self._length = length
-
-    def process(self, element: tuple[str, Iterable[dict[str, Any]]]) -> Iterator[Any]:
-        _, rows = element
-        items = set()
-        for row in histories(rows, self._length):
-            items.add(row[features.ITEM_ID])
-            yield add_context(row)
-        yield beam.pvalue.TaggedOutput(ACTIVITY_TAG, (row[POSITION][1], len(items)))
-
-
-def _key_by_user(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return row[features.USER_ID], row
-
-
-class AddHistoryFeatures(beam.PTransform):
-    """Adds history (last `length` earlier items) and context features to every interaction.
-
-    Applied to a PCollection of interaction dicts; groups by user (one user's events must fit
-    in a worker's memory), returns a `HistoryResult`.
-    """
-
-    def __init__(self, length: int) -> None:
-        super().__init__()
-        if length < 0:
-            raise ValueError(f"history length {length} must be >= 0")
-        self._length = length
-
-    def expand(self, rows: beam.PCollection) -> HistoryResult:
-        enriched = (
-            rows
-            | "KeyByUser" >> beam.Map(_key_by_user)
-            | "GroupByUser" >> beam.GroupByKey()
-            | "AttachHistory"
-            >> beam.ParDo(AttachHistoryFn(self._length)).with_outputs(ACTIVITY_TAG, main="rows")
-        )
-        return HistoryResult(enriched.rows, enriched[ACTIVITY_TAG])

@@ -27,8 +27,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
-from beam_jobs import outputs
+from beam_jobs import build, outputs
 from beam_jobs import stats as stats_lib
+from beam_jobs.build import BuildExamples, choose_num_shards, input_bytes
 from beam_jobs.config import IngestConfig
 from beam_jobs.data_stats import ComputeDataStats
 from beam_jobs.dead_letters import (
@@ -38,16 +39,14 @@ from beam_jobs.dead_letters import (
     WriteDeadLetters,
 )
 from beam_jobs.dedupe import DropDuplicateItems, DropDuplicateUsers
-from beam_jobs.duplicate_events import DropDuplicateEvents
 from beam_jobs.examples import WriteExamples
-from beam_jobs.history import AddHistoryFeatures
-from beam_jobs.known_items import DropUnknownItems, row_of
+from beam_jobs.known_items import CheckKnownItems
 from beam_jobs.labels import AssignLabels
 from beam_jobs.parse import ParseCatalog, ParseInteractions, ParseUsers
 from beam_jobs.progress import progress_line
-from beam_jobs.split import Cutoffs, Split
+from beam_jobs.split import EVAL_TAG, TEST_TAG, TRAIN_TAG, Cutoffs
 from beam_jobs.summary import format_summary
-from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary
+from beam_jobs.vocab import WriteVocabulary
 from recstack import config as config_lib
 from recstack import features
 
@@ -114,31 +113,25 @@ class Ingest(beam.PTransform):
         labelled = interactions.rows | "AssignLabels" >> AssignLabels(
             config.event_labels, config.event_weights
         )
-        known = self._check_items(labelled.rows, items.rows)
-        distinct = known.rows | "DropDuplicateEvents" >> DropDuplicateEvents()
-        enriched = distinct.rows | "AddHistoryFeatures" >> AddHistoryFeatures(config.history_length)
-        split = enriched.rows | "Split" >> Split(
+        known = labelled.rows | "CheckKnownItems" >> CheckKnownItems(
+            items.rows, config.strict_catalog
+        )
+        num_shards = choose_num_shards(input_bytes(self._interactions), config.num_shards)
+        built = known.rows | "BuildExamples" >> BuildExamples(
+            output,
+            num_shards,
+            config.history_length,
             config.split_method,
             config.eval_days,
             config.test_days,
             config.split_timestamp,
             config.test_timestamp,
         )
-        for name, prefix, rows in (
-            ("Train", features.TRAIN_PREFIX, split.train),
-            ("Eval", features.EVAL_PREFIX, split.eval),
-            ("Test", features.TEST_PREFIX, split.test),
-        ):
-            _ = rows | f"Write{name}Examples" >> WriteExamples(
-                output, prefix, features.INTERACTION_FEATURES, config.num_shards
-            )
         _ = items.rows | "WriteItemCorpus" >> WriteExamples(
             output, features.ITEMS_PREFIX, features.ITEM_FEATURES, config.num_shards
         )
-        users = split.train | "ComputeUserVocabulary" >> ComputeVocabulary(features.USER_ID)
-        train_items = split.train | "ComputeItemVocabulary" >> ComputeVocabulary(features.ITEM_ID)
-        _ = users | "WriteUserVocabulary" >> WriteVocabulary(layout.user_vocab)
-        _ = train_items | "WriteItemVocabulary" >> WriteVocabulary(layout.item_vocab)
+        _ = built.user_vocab | "WriteUserVocabulary" >> WriteVocabulary(layout.user_vocab)
+        _ = built.item_vocab | "WriteItemVocabulary" >> WriteVocabulary(layout.item_vocab)
         interaction_dead = (
             interactions.dead_letters,
             labelled.dead_letters,
@@ -153,26 +146,23 @@ class Ingest(beam.PTransform):
         counted = {
             features.STAT_ROWS_IN: interactions.lines,
             features.STAT_DEAD_LETTERS: interaction_dead,
-            features.STAT_DUPLICATES_DROPPED: distinct.duplicates,
-            features.STAT_TRAIN_ROWS: split.train,
-            features.STAT_EVAL_ROWS: split.eval,
-            features.STAT_TEST_ROWS: split.test,
-            features.STAT_USERS: users,
-            features.STAT_ITEMS: train_items,
+            features.STAT_USERS: built.user_vocab,
+            features.STAT_ITEMS: built.item_vocab,
             features.STAT_CATALOG_ITEMS: items.rows,
             features.STAT_CATALOG_DEAD_LETTERS: catalog_dead,
             features.STAT_USER_ROWS: users_table.rows,
             features.STAT_USER_DEAD_LETTERS: users_table.dead_letters,
         }
-        split_stats = split.cutoffs | "SplitStats" >> beam.Map(_split_stats, config)
+        split_stats = built.cutoffs | "SplitStats" >> beam.Map(_split_stats, config)
+        row_stats = built.counts | "RowStats" >> beam.Map(_row_stats)
         data_stats = {
-            "train": split.train,
-            "eval": split.eval,
-            "test": split.test,
             "catalog": items.rows,
-            "activity": enriched.activity,
+            "item_counts": built.item_counts,
+            "activity": built.activity,
+            "counts": built.counts,
         } | "ComputeDataStats" >> ComputeDataStats()
-        return counted | "WriteStats" >> stats_lib.WriteStats(output, (split_stats, data_stats))
+        extras = (split_stats, row_stats, data_stats)
+        return counted | "WriteStats" >> stats_lib.WriteStats(output, extras)
 
     def _users_table(self, pbegin: beam.pvalue.PBegin) -> CheckResult:
         """Parsed, de-duplicated users table (empty without one)."""
@@ -192,11 +182,15 @@ class Ingest(beam.PTransform):
         ) | "CollectUserDeadLetters" >> beam.Flatten()
         return CheckResult(unique.rows, letters)
 
-    def _check_items(self, interactions: beam.PCollection, items: beam.PCollection) -> CheckResult:
-        if self._config.strict_catalog:
-            return interactions | "DropUnknownItems" >> DropUnknownItems(items)
-        rows = interactions | "KeepUnknownItems" >> beam.Map(row_of)
-        return CheckResult(rows, interactions.pipeline | "NoUnknownItemLetters" >> beam.Create([]))
+
+def _row_stats(counts: dict[str, Any]) -> dict[str, int]:
+    rows = counts[build.ROWS]
+    return {
+        features.STAT_TRAIN_ROWS: rows[TRAIN_TAG],
+        features.STAT_EVAL_ROWS: rows[EVAL_TAG],
+        features.STAT_TEST_ROWS: rows[TEST_TAG],
+        features.STAT_DUPLICATES_DROPPED: counts[build.DUPLICATES],
+    }
 
 
 def _split_stats(cutoffs: Cutoffs, config: IngestConfig) -> dict[str, Any]:

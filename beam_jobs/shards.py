@@ -82,6 +82,20 @@ def _shard_indices(num_shards: int) -> Iterator[tuple[int, None]]:
         yield index, None
 
 
+def write_shard(
+    path: str, records: Iterable[bytes], file_format: str = FORMAT_TFRECORD, compress: bool = True
+) -> None:
+    """Writes `records` sorted by their bytes to `path`, framed (`FORMAT_TFRECORD` or
+    `FORMAT_LINES`), gzipped with a fixed header when `compress`."""
+    ordered = sorted(records)
+    frame = tfrecord_frame if file_format == FORMAT_TFRECORD else _line_frame
+    compression = CompressionTypes.GZIP if compress else CompressionTypes.UNCOMPRESSED
+    with FileSystems.create(path, compression_type=compression) as f:
+        # Framing in chunks keeps writes large without holding the whole shard twice.
+        for start in range(0, len(ordered), 4096):
+            f.write(b"".join(frame(r) for r in ordered[start : start + 4096]))
+
+
 class WriteShardFn(beam.DoFn):
     """Writes one shard: its records sorted by their bytes, framed, optionally gzipped.
 
@@ -94,19 +108,14 @@ class WriteShardFn(beam.DoFn):
         self._path_prefix = path_prefix
         self._suffix = suffix
         self._file_format = file_format
-        self._compression = CompressionTypes.GZIP if compress else CompressionTypes.UNCOMPRESSED
+        self._compress = compress
 
     def process(
         self, element: tuple[int, dict[str, Iterable[Any]]], num_shards: int
     ) -> Iterator[str]:
         index, grouped = element
-        records = sorted(grouped[_RECORDS])
         path = shard_path(self._path_prefix, index, num_shards, self._suffix)
-        frame = tfrecord_frame if self._file_format == FORMAT_TFRECORD else _line_frame
-        with FileSystems.create(path, compression_type=self._compression) as f:
-            # Framing in chunks keeps writes large without holding the whole shard twice.
-            for start in range(0, len(records), 4096):
-                f.write(b"".join(frame(r) for r in records[start : start + 4096]))
+        write_shard(path, grouped[_RECORDS], self._file_format, self._compress)
         yield path
 
 

@@ -10,17 +10,20 @@ Two methods (`ingest.split_method`):
   eval event (the SASRec/BERT4Rec protocol); users with fewer than `MIN_EVENTS_TO_HOLD_OUT`
   events stay wholly in train. Needs the position each event has in its user's history, which
   `beam_jobs.history` attaches as `history.POSITION`.
+
+The routing functions run inside `beam_jobs.build.BuildShardFn`, where each user's events are
+at hand; the cutoffs are computed in the pipeline (`MaxOrNoneFn`, `time_cutoffs`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from beam_jobs.config import SECONDS_PER_DAY, SPLIT_LEAVE_LAST_OUT, SPLIT_TIME
+from beam_jobs.config import SECONDS_PER_DAY
 from beam_jobs.history import POSITION
 from recstack import features
 
@@ -37,23 +40,6 @@ class Cutoffs(NamedTuple):
 
     eval: int | None
     test: int | None
-
-
-class SplitResult(NamedTuple):
-    """Outputs of `Split`.
-
-    Attributes:
-      train: PCollection of interaction dicts of the train split.
-      eval: PCollection of interaction dicts of the eval split.
-      test: PCollection of interaction dicts of the test split (empty when there is none).
-      cutoffs: PCollection of one `Cutoffs`: the time split's cutoffs in epoch seconds; both
-        None for leave-last-out, or when there were no interactions to split.
-    """
-
-    train: beam.PCollection
-    eval: beam.PCollection
-    test: beam.PCollection
-    cutoffs: beam.PCollection
 
 
 def cutoff_from_max(max_timestamp: int | None, days: float) -> int | None:
@@ -155,81 +141,3 @@ def split_leave_last_out(row: dict[str, Any]) -> str:
     if index == count - 1:
         return TEST_TAG
     return EVAL_TAG if index == count - 2 else TRAIN_TAG
-
-
-class RouteFn(beam.DoFn):
-    """Sends each row to the `TRAIN_TAG`, `EVAL_TAG` or `TEST_TAG` output.
-
-    With `by_time`, the cutoffs arrive as a singleton side input (`cutoffs` in `process`).
-    """
-
-    def __init__(self, by_time: bool) -> None:
-        super().__init__()
-        self._by_time = by_time
-
-    def process(self, row: dict[str, Any], cutoffs: Cutoffs | None = None) -> Iterator[Any]:
-        if self._by_time:
-            tag = split_by_time(row, cutoffs)
-        else:
-            tag = split_leave_last_out(row)
-        yield beam.pvalue.TaggedOutput(tag, row)
-
-
-class Split(beam.PTransform):
-    """Splits interactions into train, eval and test (see the module docstring).
-
-    Applied to a PCollection of interaction dicts (for leave-last-out: as enriched by
-    `history.AddHistoryFeatures`); returns a `SplitResult`.
-    """
-
-    def __init__(
-        self,
-        method: str = SPLIT_TIME,
-        eval_days: float = 7.0,
-        test_days: float = 0.0,
-        split_timestamp: int | None = None,
-        test_timestamp: int | None = None,
-    ) -> None:
-        """Args:
-        method: `config.SPLIT_TIME` or `config.SPLIT_LEAVE_LAST_OUT`.
-        eval_days: Length of the eval window in days (time split).
-        test_days: Length of the test window at the end in days; 0 for none (time split).
-        split_timestamp: Absolute eval cutoff in epoch seconds; overrides `eval_days`.
-        test_timestamp: Absolute test cutoff in epoch seconds; overrides `test_days`.
-
-        Raises:
-          ValueError: unknown `method`.
-        """
-        super().__init__()
-        if method not in (SPLIT_TIME, SPLIT_LEAVE_LAST_OUT):
-            raise ValueError(f"unknown split method {method!r}")
-        self._method = method
-        self._eval_days = eval_days
-        self._test_days = test_days
-        self._split_timestamp = split_timestamp
-        self._test_timestamp = test_timestamp
-
-    def expand(self, rows: beam.PCollection) -> SplitResult:
-        if self._method == SPLIT_LEAVE_LAST_OUT:
-            cutoffs = rows.pipeline | "NoCutoffs" >> beam.Create([Cutoffs(None, None)])
-            split = rows | "Route" >> beam.ParDo(RouteFn(by_time=False)).with_outputs(
-                TRAIN_TAG, EVAL_TAG, TEST_TAG
-            )
-        else:
-            cutoffs = (
-                rows
-                | "Timestamps" >> beam.Map(_timestamp_of)
-                | "MaxTimestamp" >> beam.CombineGlobally(MaxOrNoneFn())
-                | "Cutoffs"
-                >> beam.Map(
-                    time_cutoffs,
-                    self._eval_days,
-                    self._test_days,
-                    self._split_timestamp,
-                    self._test_timestamp,
-                )
-            )
-            split = rows | "Route" >> beam.ParDo(
-                RouteFn(by_time=True), cutoffs=beam.pvalue.AsSingleton(cutoffs)
-            ).with_outputs(TRAIN_TAG, EVAL_TAG, TEST_TAG)
-        return SplitResult(split[TRAIN_TAG], split[EVAL_TAG], split[TEST_TAG], cutoffs)

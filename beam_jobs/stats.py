@@ -1,8 +1,9 @@
 """stats.json: the row accounting of one ingestion, computed inside the pipeline.
 
-Every count is the size of a PCollection (not a metrics counter, which some runners report
-approximately), so the accounting `rows_in == rows_written + dead_letters` is exact and can be
-checked after the run by `check_row_accounting`.
+Every count is the size of a PCollection or a sum of per-shard counts emitted as data (never a
+metrics counter, which some runners report approximately), so the accounting
+`rows_in == rows_written + dead_letters + duplicates_dropped` is exact and can be checked after
+the run by `check_row_accounting`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import apache_beam as beam
 
 from recstack import features
 
-#: Stats that are the element count of one PCollection, in stats.json's key order.
-COUNTED_STATS = (
-    features.STAT_ROWS_IN,
-    features.STAT_DEAD_LETTERS,
-    features.STAT_DUPLICATES_DROPPED,
+#: Stats an extra must supply (the split sizes and duplicates, counted while writing).
+REQUIRED_EXTRAS = (
     features.STAT_TRAIN_ROWS,
     features.STAT_EVAL_ROWS,
     features.STAT_TEST_ROWS,
+    features.STAT_DUPLICATES_DROPPED,
+)
+#: Stats that are the element count of one PCollection.
+COUNTED_STATS = (
+    features.STAT_ROWS_IN,
+    features.STAT_DEAD_LETTERS,
     features.STAT_USERS,
     features.STAT_ITEMS,
     features.STAT_CATALOG_ITEMS,
@@ -40,30 +44,29 @@ def _keyed(value: Any, key: str) -> tuple[str, Any]:
 
 
 def finish_stats(counts: dict[str, int], *extras: dict[str, Any]) -> dict[str, Any]:
-    """Returns the stats dict from the counted stats and further stats.
-
-    Adds `STAT_ROWS_WRITTEN` (train + eval + test rows), then the `extras` dicts in order.
+    """Returns the stats dict: the counted stats, the `extras` dicts in order, and
+    `STAT_ROWS_WRITTEN` (train + eval + test rows).
 
     Raises:
-      ValueError: `counts` lacks a key of `COUNTED_STATS`, or an extra repeats a key.
+      ValueError: `counts` lacks a key of `COUNTED_STATS`, the extras lack one of
+        `REQUIRED_EXTRAS`, or an extra repeats a key.
     """
     missing = [key for key in COUNTED_STATS if key not in counts]
     if missing:
         raise ValueError(f"stats lack the counts {missing}; got {sorted(counts)}")
-    rows_written = sum(
-        counts[key]
-        for key in (features.STAT_TRAIN_ROWS, features.STAT_EVAL_ROWS, features.STAT_TEST_ROWS)
-    )
-    stats: dict[str, Any] = {
-        features.STAT_ROWS_IN: counts[features.STAT_ROWS_IN],
-        features.STAT_ROWS_WRITTEN: rows_written,
-    }
-    stats.update({key: counts[key] for key in COUNTED_STATS})
+    stats: dict[str, Any] = {key: counts[key] for key in COUNTED_STATS}
     for extra in extras:
         repeated = sorted(set(extra) & set(stats))
         if repeated:
             raise ValueError(f"stats {repeated} are computed twice")
         stats.update(extra)
+    missing = [key for key in REQUIRED_EXTRAS if key not in stats]
+    if missing:
+        raise ValueError(f"stats lack {missing}; got {sorted(stats)}")
+    stats[features.STAT_ROWS_WRITTEN] = sum(
+        stats[key]
+        for key in (features.STAT_TRAIN_ROWS, features.STAT_EVAL_ROWS, features.STAT_TEST_ROWS)
+    )
     return stats
 
 

@@ -11,7 +11,6 @@ computed from the train split only, so no eval id leaks into the model's vocabul
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import apache_beam as beam
 
@@ -19,25 +18,6 @@ from recstack import features
 
 #: A vocabulary entry: token, count, first-seen epoch second.
 Entry = tuple[str, int, int]
-
-
-def _token_and_time(row: dict[str, Any], key: str) -> tuple[str, tuple[int, int]]:
-    return row[key], (1, row[features.TIMESTAMP])
-
-
-def _count_and_first(values: Iterable[tuple[int, int]]) -> tuple[int, int | None]:
-    """Combines `(count, time)` pairs into `(total count, earliest time)`."""
-    count, first = 0, None
-    for n, time in values:
-        count += n
-        if time is not None and (first is None or time < first):
-            first = time
-    return count, first
-
-
-def _entry(kv: tuple[str, tuple[int, int]]) -> Entry:
-    token, (count, first_seen) = kv
-    return token, count, first_seen
 
 
 def sort_vocabulary(entries: Iterable[Entry]) -> list[Entry]:
@@ -48,28 +28,6 @@ def sort_vocabulary(entries: Iterable[Entry]) -> list[Entry]:
 def format_vocabulary(entries: Iterable[Entry]) -> str:
     """Returns the vocabulary file's text: sorted lines, each ending in "\\n"."""
     return "".join(features.format_vocabulary_line(*entry) for entry in sort_vocabulary(entries))
-
-
-class ComputeVocabulary(beam.PTransform):
-    """Counts the distinct values of one field and finds each one's first event time.
-
-    Applied to a PCollection of row dicts (with `features.TIMESTAMP`); returns a PCollection of
-    `(token, count, first_seen)` entries, one per distinct value of `row[key]` (unordered, like
-    every PCollection; `WriteVocabulary` sorts).
-    """
-
-    def __init__(self, key: str) -> None:
-        """Args: key: Field to count, e.g. `features.USER_ID`."""
-        super().__init__()
-        self._key = key
-
-    def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        return (
-            rows
-            | "Extract" >> beam.Map(_token_and_time, self._key)
-            | "CountAndFirstSeen" >> beam.CombinePerKey(_count_and_first)
-            | "ToEntry" >> beam.Map(_entry)
-        )
 
 
 class WriteVocabulary(beam.PTransform):

@@ -6,8 +6,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_matchers import dead_letters_match
 
 from beam_jobs import dead_letters
+from beam_jobs.build import to_event
 from beam_jobs.dedupe import DropDuplicateItems
-from beam_jobs.known_items import DropUnknownItems
+from beam_jobs.known_items import CheckKnownItems
 from beam_jobs.parse import SourcedRow
 from recstack import features
 
@@ -81,8 +82,8 @@ def test_interactions_with_items_outside_the_catalog_become_dead_letters():
         catalog = p | "Catalog" >> beam.Create(
             [_item("i1", "a"), _item("i2", "b"), _item("i3", "cold")]
         )
-        result = p | "Interactions" >> beam.Create(interactions) | DropUnknownItems(catalog)
-        expected = [interactions[i].row for i in (0, 1, 3)]
+        result = p | "Interactions" >> beam.Create(interactions) | CheckKnownItems(catalog)
+        expected = [to_event(interactions[i].row) for i in (0, 1, 3)]
         assert_that(result.rows, equal_to(expected), label="Rows")
         assert_that(
             result.dead_letters,
@@ -93,3 +94,12 @@ def test_interactions_with_items_outside_the_catalog_become_dead_letters():
             ),
             label="DeadLetters",
         )
+
+
+def test_a_non_strict_catalog_keeps_interactions_of_unknown_items():
+    interactions = [_interaction("u1", "i1"), _interaction("u1", "ghost")]
+    with test_pipeline.TestPipeline() as p:
+        catalog = p | "Catalog" >> beam.Create([_item("i1", "a")])
+        result = p | "Interactions" >> beam.Create(interactions) | CheckKnownItems(catalog, False)
+        assert_that(result.rows, equal_to([to_event(s.row) for s in interactions]), label="Rows")
+        assert_that(result.dead_letters, equal_to([]), label="DeadLetters")

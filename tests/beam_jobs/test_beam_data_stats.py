@@ -53,23 +53,17 @@ def test_sparsity():
     assert sparsity(0, 0, 4) is None
 
 
-def _row(user, item, event="click"):
-    return {F.USER_ID: user, F.ITEM_ID: item, F.EVENT: event}
-
-
 def test_compute_data_stats_on_a_small_dataset():
-    train = [_row("u1", "a"), _row("u1", "a", "view"), _row("u2", "b"), _row("u1", "x")]
-    eval_ = [_row("u2", "a", "purchase"), _row("u3", "b")]
-    test = [_row("u3", "c")]
-    catalog = [{F.ITEM_ID: i} for i in ("a", "b", "c", "d")]  # x: not in the catalog.
-    # Events per item over catalog + interacted items: a 3, b 2, c 1, d 0, x 1.
-    # Users: u1 3 events, u2 2, u3 2. Pairs: (u1,a) (u1,x) (u2,b) (u2,a) (u3,b) (u3,c) = 6.
+    events = {"train": {"click": 3, "view": 1}, "eval": {"purchase": 1, "click": 1},
+              "test": {"click": 1}}  # fmt: skip
+    counts = {"duplicates": 0, "rows": {"train": 4, "eval": 2, "test": 1}, "events": events}
+    # (item, (events, train events, first train time)); x is not in the catalog.
+    item_counts = [("a", (3, 2, 5)), ("b", (2, 1, 7)), ("c", (1, 0, None)), ("x", (1, 1, 9))]
+    catalog = [{F.ITEM_ID: i} for i in ("a", "b", "c", "d")]
+    # Users: u1 3 events over 2 items, u2 2 over 2, u3 2 over 2: 6 (user, item) pairs.
+    activity = [(3, 2), (2, 2), (2, 2)]
     expected = {
-        F.STAT_EVENTS_PER_SPLIT: {
-            "train": {"click": 3, "view": 1},
-            "eval": {"purchase": 1, "click": 1},
-            "test": {"click": 1},
-        },
+        F.STAT_EVENTS_PER_SPLIT: events,
         F.STAT_DISTINCT_USERS: 3,
         F.STAT_DISTINCT_ITEMS: 4,
         F.STAT_EVENTS_PER_USER: {
@@ -82,32 +76,32 @@ def test_compute_data_stats_on_a_small_dataset():
             "max": 3,
             "mean": 7 / 3,
         },  # fmt: skip
+        # Events per item over catalog + interacted items: a 3, b 2, c 1, d 0, x 1.
         F.STAT_ITEM_GINI: pytest.approx(_gini_by_pairs([3, 2, 1, 0, 1])),
         F.STAT_SPARSITY: pytest.approx(1 - 6 / 12),
         F.STAT_COLD_ITEM_SHARE: 2 / 4,  # c and d have no train event.
     }
     with test_pipeline.TestPipeline() as p:
         inputs = {
-            name: p | f"Create{name}" >> beam.Create(rows)
-            for name, rows in (
-                ("train", train),
-                ("eval", eval_),
-                ("test", test),
-                ("catalog", catalog),
-                ("activity", [(3, 2), (2, 2), (2, 2)]),  # (events, distinct items) per user.
-            )
+            "catalog": p | "Catalog" >> beam.Create(catalog),
+            "item_counts": p | "ItemCounts" >> beam.Create(item_counts),
+            "activity": p | "Activity" >> beam.Create(activity),
+            "counts": p | "Counts" >> beam.Create([counts]),
         }
         assert_that(inputs | ComputeDataStats(), equal_to([expected]))
 
 
 def test_compute_data_stats_on_empty_inputs():
+    empty_events = {"train": {}, "eval": {}, "test": {}}
+    counts = {"duplicates": 0, "rows": {"train": 0, "eval": 0, "test": 0}, "events": empty_events}
     with test_pipeline.TestPipeline() as p:
         inputs = {
             name: p | f"Create{name}" >> beam.Create([])
-            for name in ("train", "eval", "test", "catalog", "activity")
+            for name in ("catalog", "item_counts", "activity")
         }
+        inputs["counts"] = p | "Counts" >> beam.Create([counts])
         expected = {
-            F.STAT_EVENTS_PER_SPLIT: {"train": {}, "eval": {}, "test": {}},
+            F.STAT_EVENTS_PER_SPLIT: empty_events,
             F.STAT_DISTINCT_USERS: 0,
             F.STAT_DISTINCT_ITEMS: 0,
             F.STAT_EVENTS_PER_USER: None,

@@ -2,12 +2,7 @@
 
 import random
 
-import apache_beam as beam
-import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
-
-from beam_jobs.history import AddHistoryFeatures, add_context, histories
+from beam_jobs.history import add_context, histories
 from recstack import features as F
 
 
@@ -49,21 +44,3 @@ def test_context_from_utc_timestamp():
         F.HOUR: 22,
         F.WEEKDAY: 1,
     }
-
-
-def test_transform_groups_by_user_and_reports_each_users_activity():
-    rows = [_row("u1", "a", 1), _row("u2", "b", 2), _row("u1", "c", 3), _row("u1", "a", 4)]
-    with TestPipeline() as p:
-        result = p | beam.Create(rows) | AddHistoryFeatures(10)
-        got = result.rows | beam.Map(
-            lambda r: (r[F.USER_ID], r[F.ITEM_ID], tuple(r[F.HISTORY_ITEM_IDS]))
-        )
-        expected = [("u1", "a", ()), ("u2", "b", ()), ("u1", "c", ("a",)), ("u1", "a", ("a", "c"))]
-        assert_that(got, equal_to(expected), label="Rows")
-        # (events, distinct items): u1 3 events over 2 items, u2 1 over 1.
-        assert_that(result.activity, equal_to([(3, 2), (1, 1)]), label="Activity")
-
-
-def test_negative_length_rejected():
-    with pytest.raises(ValueError, match="-1"):
-        AddHistoryFeatures(-1)

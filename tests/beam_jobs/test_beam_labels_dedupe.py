@@ -6,7 +6,6 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs.config import IngestConfig
-from beam_jobs.duplicate_events import DropDuplicateEvents
 from beam_jobs.labels import AssignLabels
 from beam_jobs.parse import SourcedRow
 from recstack import features as F
@@ -53,14 +52,3 @@ def test_empty_mapping_makes_every_event_positive():
 def test_bad_label_config_is_rejected(labels, weights, message):
     with pytest.raises(ValueError, match=message):
         IngestConfig(event_labels=labels, event_weights=weights)
-
-
-def test_exact_duplicates_dropped_and_near_duplicates_kept():
-    base = _sourced("view").row
-    rows = [base, dict(base), dict(base), {**base, F.VALUE: 1.0}, {**base, F.TIMESTAMP: 9}]
-    with TestPipeline() as p:
-        result = p | beam.Create(rows) | DropDuplicateEvents()
-        kept = result.rows | "Kept" >> beam.Map(lambda r: (r[F.TIMESTAMP], r[F.VALUE]))
-        assert_that(kept, equal_to([(1, 0.0), (1, 1.0), (9, 0.0)]))
-        dropped = result.duplicates | "Dropped" >> beam.combiners.Count.Globally()
-        assert_that(dropped, equal_to([2]), label="DroppedCount")

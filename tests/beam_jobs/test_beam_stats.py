@@ -10,17 +10,22 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_jobs.stats import COUNTED_STATS, WriteStats, check_row_accounting, finish_stats
 from recstack import features
 
+ROWS = {
+    features.STAT_TRAIN_ROWS: 5,
+    features.STAT_EVAL_ROWS: 3,
+    features.STAT_TEST_ROWS: 2,
+    features.STAT_DUPLICATES_DROPPED: 1,
+}
+
 
 def test_finish_adds_rows_written_and_the_extras():
     counts = {key: i + 1 for i, key in enumerate(COUNTED_STATS)}
-    stats = finish_stats(counts, {"a": 1}, {"b": [2]})
-    expected_written = sum(
-        counts[k]
-        for k in (features.STAT_TRAIN_ROWS, features.STAT_EVAL_ROWS, features.STAT_TEST_ROWS)
-    )
-    assert stats == {**counts, features.STAT_ROWS_WRITTEN: expected_written, "a": 1, "b": [2]}
+    stats = finish_stats(counts, {"a": 1}, {"b": [2]}, ROWS)
+    assert stats == {**counts, **ROWS, features.STAT_ROWS_WRITTEN: 10, "a": 1, "b": [2]}
     with pytest.raises(ValueError, match="computed twice"):
-        finish_stats(counts, {features.STAT_ROWS_IN: 0})
+        finish_stats(counts, ROWS, {features.STAT_ROWS_IN: 0})
+    with pytest.raises(ValueError, match="lack \\['test_rows'\\]"):
+        finish_stats(counts, {k: v for k, v in ROWS.items() if k != features.STAT_TEST_ROWS})
 
 
 def test_finish_names_missing_counts():
@@ -53,12 +58,12 @@ def test_write_stats_counts_each_pcollection(tmp_path):
             for i, (key, size) in enumerate(sizes.items())
         }
         split = p | "Split" >> beam.Create([{features.STAT_SPLIT_TIMESTAMP: 42}])
-        stats = counted | WriteStats(str(tmp_path), (split,))
+        rows = p | "Rows" >> beam.Create([ROWS])
+        stats = counted | WriteStats(str(tmp_path), (split, rows))
         expected = {
             **sizes,
-            features.STAT_ROWS_WRITTEN: sizes[features.STAT_TRAIN_ROWS]
-            + sizes[features.STAT_EVAL_ROWS]
-            + sizes[features.STAT_TEST_ROWS],
+            **ROWS,
+            features.STAT_ROWS_WRITTEN: 10,
             features.STAT_SPLIT_TIMESTAMP: 42,
         }
         assert_that(stats, equal_to([expected]))

@@ -3,10 +3,8 @@
 import apache_beam as beam
 import pytest
 from apache_beam.testing import test_pipeline
-from apache_beam.testing.util import assert_that, equal_to
 
-from beam_jobs.vocab import ComputeVocabulary, WriteVocabulary, format_vocabulary, sort_vocabulary
-from recstack import features
+from beam_jobs.vocab import WriteVocabulary, format_vocabulary, sort_vocabulary
 from trainer.data import read_vocabulary
 
 
@@ -18,14 +16,6 @@ def test_sort_is_by_count_descending_then_token():
 def test_format_writes_tab_separated_lines():
     assert format_vocabulary([("x", 1, 50), ("y", 3, 7)]) == "y\t3\t7\nx\t1\t50\n"
     assert format_vocabulary([]) == ""
-
-
-def test_compute_vocabulary_counts_each_value_and_its_first_time():
-    events = [("u1", 30), ("u2", 20), ("u1", 10), ("u3", 99), ("u1", 50), ("u2", 5)]
-    rows = [{"user_id": u, "item_id": "i", features.TIMESTAMP: t} for u, t in events]
-    with test_pipeline.TestPipeline() as p:
-        vocab = p | beam.Create(rows) | ComputeVocabulary("user_id")
-        assert_that(vocab, equal_to([("u1", 3, 10), ("u2", 2, 5), ("u3", 1, 99)]))
 
 
 def test_write_vocabulary_writes_one_sorted_file_the_trainer_reads(tmp_path):
