@@ -133,9 +133,9 @@ def merge_item_counts(parts: Iterable[tuple[int, int, int | None]]) -> tuple[int
 class BuildShardFn(beam.DoFn):
     """Builds and writes one shard; see the module docstring.
 
-    Input is `(shard index, values)` from a GroupByKey, values being event tuples or None (the
-    marker that makes every shard index appear, so empty shards are written too). Main output:
-    nothing; tagged outputs: `USER_VOCAB_TAG` `(user, train events, first train time)`,
+    Input is `(shard index, values)` from a GroupByKey, values being lists of event tuples or
+    None (the marker that makes every shard index appear, so empty shards are written too).
+    Main output: nothing; tagged outputs: `USER_VOCAB_TAG` `(user, train events, first train time)`,
     `ITEM_COUNTS_TAG` `(item, (events, train events, first train time))`, `ACTIVITY_TAG`
     `(events, distinct items)` per user, `COUNTS_TAG` one counts dict (see `merge_counts`).
     """
@@ -156,8 +156,8 @@ class BuildShardFn(beam.DoFn):
     def process(self, element: tuple[int, Iterable[tuple | None]], cutoffs: Cutoffs) -> Iterator:
         index, values = element
         by_user: dict[str, list[tuple]] = collections.defaultdict(list)
-        for event in values:
-            if event is not None:
+        for events_list in values:
+            for event in events_list or ():
                 by_user[event[0]].append(event)
         records: dict[str, list[bytes]] = {tag: [] for tag in SPLIT_PREFIXES}
         events = {tag: collections.Counter() for tag in SPLIT_PREFIXES}
@@ -224,12 +224,16 @@ class BuildResult(NamedTuple):
     cutoffs: beam.PCollection
 
 
-def _timestamp(event: tuple) -> int:
-    return event[2]
+def _latest(batch: list[tuple]) -> int:
+    return max(event[2] for event in batch)
 
 
-def _key_by_shard(event: tuple, num_shards: int) -> tuple[int, tuple]:
-    return shard_of_user(event[0], num_shards), event
+def _key_by_shard(batch: list[tuple], num_shards: int) -> Iterator[tuple[int, list[tuple]]]:
+    """Splits a batch of events into one list per shard."""
+    by_shard: dict[int, list[tuple]] = collections.defaultdict(list)
+    for event in batch:
+        by_shard[shard_of_user(event[0], num_shards)].append(event)
+    yield from by_shard.items()
 
 
 def _marker(index: int) -> tuple[int, None]:
@@ -244,7 +248,8 @@ def _vocab_entry(kv: tuple[str, tuple[int, int, int | None]]) -> tuple[str, int,
 class BuildExamples(beam.PTransform):
     """Event tuples -> written train/eval/test shards, vocabulary entries and statistics.
 
-    Applied to a PCollection of event tuples (`to_event`); returns a `BuildResult`. Each shard
+    Applied to a PCollection of non-empty lists of event tuples (`to_event`); returns a
+    `BuildResult`. Each shard
     of users must fit in one worker's memory (`choose_num_shards` keeps shards near
     `INPUT_BYTES_PER_SHARD` of raw input).
     """
@@ -287,11 +292,11 @@ class BuildExamples(beam.PTransform):
         else:
             cutoffs = (
                 events
-                | "Timestamps" >> beam.Map(_timestamp)
+                | "Latest" >> beam.Map(_latest)
                 | "MaxTimestamp" >> beam.CombineGlobally(MaxOrNoneFn())
                 | "Cutoffs" >> beam.Map(time_cutoffs, *self._split)
             )
-        keyed = events | "KeyByShard" >> beam.Map(_key_by_shard, self._num_shards)
+        keyed = events | "KeyByShard" >> beam.FlatMap(_key_by_shard, self._num_shards)
         markers = (
             events.pipeline
             | "ShardIndices" >> beam.Create(list(range(self._num_shards)))

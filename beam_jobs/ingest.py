@@ -144,7 +144,6 @@ class Ingest(beam.PTransform):
         dead = (interaction_dead, catalog_dead, users_table.dead_letters)
         _ = dead | "WriteDeadLetters" >> WriteDeadLetters(output)
         counted = {
-            features.STAT_ROWS_IN: interactions.lines,
             features.STAT_DEAD_LETTERS: interaction_dead,
             features.STAT_USERS: built.user_vocab,
             features.STAT_ITEMS: built.item_vocab,
@@ -154,7 +153,10 @@ class Ingest(beam.PTransform):
             features.STAT_USER_DEAD_LETTERS: users_table.dead_letters,
         }
         split_stats = built.cutoffs | "SplitStats" >> beam.Map(_split_stats, config)
-        row_stats = built.counts | "RowStats" >> beam.Map(_row_stats)
+        rows_in = interactions.lines | "SumLines" >> beam.CombineGlobally(sum)
+        row_stats = built.counts | "RowStats" >> beam.Map(
+            _row_stats, beam.pvalue.AsSingleton(rows_in)
+        )
         data_stats = {
             "catalog": items.rows,
             "item_counts": built.item_counts,
@@ -183,9 +185,10 @@ class Ingest(beam.PTransform):
         return CheckResult(unique.rows, letters)
 
 
-def _row_stats(counts: dict[str, Any]) -> dict[str, int]:
+def _row_stats(counts: dict[str, Any], rows_in: int) -> dict[str, int]:
     rows = counts[build.ROWS]
     return {
+        features.STAT_ROWS_IN: rows_in,
         features.STAT_TRAIN_ROWS: rows[TRAIN_TAG],
         features.STAT_EVAL_ROWS: rows[EVAL_TAG],
         features.STAT_TEST_ROWS: rows[TEST_TAG],

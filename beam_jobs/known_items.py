@@ -23,8 +23,8 @@ def _item_key(item: dict[str, Any]) -> tuple[str, None]:
 
 
 class KeepKnownItemsFn(beam.DoFn):
-    """Emits the event tuple (`build.to_event`) of each interaction whose item is in the
-    catalog; the others become dead letters.
+    """Turns a batch (list) of interaction `SourcedRow`s into a list of the event tuples
+    (`build.to_event`) of those whose item is in the catalog; the others become dead letters.
 
     With `known` None (a non-strict catalog) every interaction is kept.
     """
@@ -36,26 +36,30 @@ class KeepKnownItemsFn(beam.DoFn):
             dead_letters.SOURCE_INTERACTIONS, "dead_letter_unknown_item_id"
         )
 
-    def process(self, sourced: SourcedRow, known: Mapping[str, None] | None = None) -> Iterator:
-        item_id = sourced.row[features.ITEM_ID]
-        if known is None or item_id in known:
-            self._known.inc()
-            yield to_event(sourced.row)
-            return
-        self._unknown.inc()
-        reason = (
-            f"unknown {features.ITEM_ID} {item_id!r}: not in the item catalog; add the item "
-            "to the catalog or set ingest.strict_catalog: false to keep such interactions"
-        )
-        letter = dead_letters.rejected(dead_letters.SOURCE_INTERACTIONS, sourced, reason)
-        yield beam.pvalue.TaggedOutput(dead_letters.DEAD_LETTER_TAG, letter)
+    def process(self, batch: list[SourcedRow], known: Mapping[str, None] | None = None) -> Iterator:
+        events = []
+        for sourced in batch:
+            item_id = sourced.row[features.ITEM_ID]
+            if known is None or item_id in known:
+                events.append(to_event(sourced.row))
+                continue
+            self._unknown.inc()
+            reason = (
+                f"unknown {features.ITEM_ID} {item_id!r}: not in the item catalog; add the item "
+                "to the catalog or set ingest.strict_catalog: false to keep such interactions"
+            )
+            letter = dead_letters.rejected(dead_letters.SOURCE_INTERACTIONS, sourced, reason)
+            yield beam.pvalue.TaggedOutput(dead_letters.DEAD_LETTER_TAG, letter)
+        if events:
+            self._known.inc(len(events))
+            yield events
 
 
 class CheckKnownItems(beam.PTransform):
     """Keeps the interactions whose item id is in the catalog, as event tuples.
 
-    Applied to a PCollection of interaction `SourcedRow`s; returns a `dead_letters.CheckResult`
-    whose rows are event tuples (`build.EVENT_FIELDS`).
+    Applied to a PCollection of batches (lists) of interaction `SourcedRow`s; returns a
+    `dead_letters.CheckResult` whose rows are lists of event tuples (`build.EVENT_FIELDS`).
     """
 
     def __init__(self, catalog_items: beam.PCollection, strict: bool = True) -> None:

@@ -44,7 +44,8 @@ def validate_event_labels(labels: Mapping[str, Any], weights: Mapping[str, Any])
 
 
 class AssignLabelsFn(beam.DoFn):
-    """Adds `label` and `weight` to each interaction; unknown events become dead letters.
+    """Adds `label` and `weight` to each interaction of a batch (a list of `SourcedRow`s);
+    unknown events become dead letters. Yields the labelled batch when not empty.
 
     With empty `labels` every event is positive implicit feedback (label 1.0).
     """
@@ -54,28 +55,33 @@ class AssignLabelsFn(beam.DoFn):
         self._weights = dict(weights)
         self._unknown = Metrics.counter("interactions", "dead_letter_unknown_event")
 
-    def process(self, sourced: Any) -> Iterator[Any]:
-        row = dict(sourced.row)
-        event = row[features.EVENT]
-        if self._labels and event not in self._labels:
-            self._unknown.inc()
-            reason = (
-                f"event {event!r} has no label in ingest.event_labels (known: "
-                f"{sorted(self._labels)}); add it to the config or fix the row"
-            )
-            yield beam.pvalue.TaggedOutput(
-                dead_letters.DEAD_LETTER_TAG,
-                dead_letters.rejected(dead_letters.SOURCE_INTERACTIONS, sourced, reason),
-            )
-            return
-        label = self._labels.get(event, 1.0)
-        row[features.LABEL] = float(row[features.VALUE] if label == FROM_VALUE else label)
-        row[features.WEIGHT] = float(self._weights.get(event, 1.0))
-        yield sourced._replace(row=row)
+    def process(self, batch: list[Any]) -> Iterator[Any]:
+        labelled = []
+        for sourced in batch:
+            row = dict(sourced.row)
+            event = row[features.EVENT]
+            if self._labels and event not in self._labels:
+                self._unknown.inc()
+                reason = (
+                    f"event {event!r} has no label in ingest.event_labels (known: "
+                    f"{sorted(self._labels)}); add it to the config or fix the row"
+                )
+                yield beam.pvalue.TaggedOutput(
+                    dead_letters.DEAD_LETTER_TAG,
+                    dead_letters.rejected(dead_letters.SOURCE_INTERACTIONS, sourced, reason),
+                )
+                continue
+            label = self._labels.get(event, 1.0)
+            row[features.LABEL] = float(row[features.VALUE] if label == FROM_VALUE else label)
+            row[features.WEIGHT] = float(self._weights.get(event, 1.0))
+            labelled.append(sourced._replace(row=row))
+        if labelled:
+            yield labelled
 
 
 class AssignLabels(beam.PTransform):
-    """Applied to interaction `SourcedRow`s; returns a `dead_letters.CheckResult` of them."""
+    """Applied to batches (lists) of interaction `SourcedRow`s; returns a
+    `dead_letters.CheckResult` whose rows are labelled batches."""
 
     def __init__(self, labels: Mapping[str, Any], weights: Mapping[str, float]) -> None:
         super().__init__()

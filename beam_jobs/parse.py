@@ -45,16 +45,21 @@ class SourcedRow(NamedTuple):
     line: int | None = None
 
 
+#: Records per batch of `ParseInteractions` (see `readers.ReadRecordsFn`).
+INTERACTION_BATCH_SIZE = 1024
+
+
 class ParseResult(NamedTuple):
-    """Outputs of `ParseInteractions` and `ParseCatalog`.
+    """Outputs of `ParseInteractions`, `ParseCatalog` and `ParseUsers`.
 
     Attributes:
-      rows: PCollection of `SourcedRow`, one per valid record.
+      rows: PCollection of `SourcedRow`, one per valid record; for a batched parse
+        (`ParseInteractions`), of lists of them.
       dead_letters: PCollection of dead-letter dicts, one per invalid record, each with the
         keys of `dead_letters.dead_letter` plus `LINE_KEY`.
-      lines: PCollection of `readers.SourceRecord`, one per record read (blank lines and the
-        CSV header excluded); its size is the number of rows read, which must equal rows kept
-        plus dead letters.
+      lines: PCollection of ints, records read per element read (1 each, or a batch's size;
+        blank lines and the CSV header excluded); their sum is the number of rows read, which
+        must equal rows kept plus dead letters.
     """
 
     rows: beam.PCollection
@@ -131,6 +136,7 @@ class ValidateRecordFn(beam.DoFn):
         source: str,
         parse_record: Callable[[dict[str, Any]], dict[str, Any]],
         columns: ColumnMapping | None = None,
+        batched: bool = False,
     ) -> None:
         """Args:
         source: `dead_letters.SOURCE_INTERACTIONS` or `SOURCE_CATALOG`; also the metrics
@@ -139,26 +145,38 @@ class ValidateRecordFn(beam.DoFn):
           the workers), e.g. `parse_interaction`.
         columns: Renames source columns to contract names before validation; None renames
           nothing.
+        batched: Elements are lists of records, and valid rows leave as lists (never empty).
         """
         super().__init__()
         self._source = source
         self._parse_record = parse_record
         self._columns = columns or ColumnMapping()
+        self._batched = batched
         self._parsed = beam.metrics.Metrics.counter(source, "parsed")
         self._bad_field = beam.metrics.Metrics.counter(source, "dead_letter_invalid_field")
 
-    def process(self, element: readers.SourceRecord) -> Iterator[Any]:
-        if element.record is None:
-            yield self._reject(element, element.error)
-            return
-        try:
-            row = self._parse_record(self._columns.apply(element.record))
-        except fields.FieldError as e:
-            self._bad_field.inc()
-            yield self._reject(element, str(e))
-            return
-        self._parsed.inc()
-        yield SourcedRow(element.file, element.raw, row, element.line)
+    def process(self, element: Any) -> Iterator[Any]:
+        rows = []
+        bad_fields = 0
+        for record in element if self._batched else (element,):
+            if record.record is None:
+                yield self._reject(record, record.error)
+                continue
+            try:
+                row = self._parse_record(self._columns.apply(record.record))
+            except fields.FieldError as e:
+                bad_fields += 1
+                yield self._reject(record, str(e))
+                continue
+            rows.append(SourcedRow(record.file, record.raw, row, record.line))
+        if bad_fields:
+            self._bad_field.inc(bad_fields)
+        if rows:
+            self._parsed.inc(len(rows))
+            if self._batched:
+                yield rows
+            else:
+                yield from rows
 
     def _reject(self, element: readers.SourceRecord, reason: str) -> beam.pvalue.TaggedOutput:
         letter = dead_letters.dead_letter(
@@ -178,6 +196,7 @@ class _ParseRecords(beam.PTransform):
         input_format: str,
         columns: ColumnMapping | None,
         contract: tuple[features.Feature, ...],
+        batch_size: int = 0,
     ) -> None:
         super().__init__()
         readers.check_format(input_format)
@@ -188,15 +207,22 @@ class _ParseRecords(beam.PTransform):
         self._parse_record = parse_record
         self._input_format = input_format
         self._columns = columns
+        self._batch_size = batch_size
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> ParseResult:
+        batched = self._batch_size > 0
         records = pbegin | "ReadRecords" >> readers.ReadRecords(
-            self._file_pattern, self._input_format, self._source
+            self._file_pattern, self._input_format, self._source, self._batch_size
         )
         parsed = records | "ValidateRecords" >> beam.ParDo(
-            ValidateRecordFn(self._source, self._parse_record, self._columns)
+            ValidateRecordFn(self._source, self._parse_record, self._columns, batched)
         ).with_outputs(dead_letters.DEAD_LETTER_TAG, main=ROWS_TAG)
-        return ParseResult(parsed[ROWS_TAG], parsed[dead_letters.DEAD_LETTER_TAG], records)
+        lines = records | "CountLines" >> beam.Map(len if batched else _one)
+        return ParseResult(parsed[ROWS_TAG], parsed[dead_letters.DEAD_LETTER_TAG], lines)
+
+
+def _one(_: Any) -> int:
+    return 1
 
 
 _TABLES = {
@@ -209,7 +235,9 @@ _TABLES = {
 class ParseInteractions(_ParseRecords):
     """Reads and validates interactions (see `parse_interaction`).
 
-    Applied to the pipeline; returns a `ParseResult` whose rows hold interaction dicts.
+    Applied to the pipeline; returns a batched `ParseResult`: its rows are lists of up to
+    `INTERACTION_BATCH_SIZE` `SourcedRow`s holding interaction dicts, since logs are large and
+    every later step then pays its per-element overhead once per batch.
     """
 
     def __init__(
@@ -234,6 +262,7 @@ class ParseInteractions(_ParseRecords):
             input_format,
             columns,
             features.INTERACTION_FEATURES,
+            INTERACTION_BATCH_SIZE,
         )
 
 

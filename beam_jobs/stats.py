@@ -15,8 +15,10 @@ import apache_beam as beam
 
 from recstack import features
 
-#: Stats an extra must supply (the split sizes and duplicates, counted while writing).
+#: Stats an extra must supply (rows read, summed over batches; the split sizes and
+#: duplicates, counted while writing).
 REQUIRED_EXTRAS = (
+    features.STAT_ROWS_IN,
     features.STAT_TRAIN_ROWS,
     features.STAT_EVAL_ROWS,
     features.STAT_TEST_ROWS,
@@ -24,7 +26,6 @@ REQUIRED_EXTRAS = (
 )
 #: Stats that are the element count of one PCollection.
 COUNTED_STATS = (
-    features.STAT_ROWS_IN,
     features.STAT_DEAD_LETTERS,
     features.STAT_USERS,
     features.STAT_ITEMS,

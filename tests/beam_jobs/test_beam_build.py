@@ -66,7 +66,9 @@ def test_time_split_writes_every_shard_and_reports_vocabularies_and_counts(tmp_p
     # eval from T0 + 10d - 3d = T0 + 7d; test from T0 + 9d.
     with test_pipeline.TestPipeline() as p:
         result = (
-            p | beam.Create(EVENTS) | BuildExamples(output, num_shards=3, eval_days=2, test_days=1)
+            p
+            | beam.Create([EVENTS[:3], EVENTS[3:]])  # Two batches.
+            | BuildExamples(output, num_shards=3, eval_days=2, test_days=1)
         )
         assert_that(
             result.cutoffs, equal_to([Cutoffs(T0 + 7 * DAY, T0 + 9 * DAY)]), label="Cutoffs"
@@ -130,7 +132,7 @@ def test_leave_last_out_through_the_build(tmp_path):
     with test_pipeline.TestPipeline() as p:
         result = (
             p
-            | beam.Create(EVENTS)
+            | beam.Create([EVENTS])
             | BuildExamples(output, num_shards=1, split_method="leave_last_out")
         )
         assert_that(result.cutoffs, equal_to([Cutoffs(None, None)]), label="Cutoffs")

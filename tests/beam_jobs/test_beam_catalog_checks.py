@@ -82,8 +82,12 @@ def test_interactions_with_items_outside_the_catalog_become_dead_letters():
         catalog = p | "Catalog" >> beam.Create(
             [_item("i1", "a"), _item("i2", "b"), _item("i3", "cold")]
         )
-        result = p | "Interactions" >> beam.Create(interactions) | CheckKnownItems(catalog)
-        expected = [to_event(interactions[i].row) for i in (0, 1, 3)]
+        batches = [interactions[:2], interactions[2:]]
+        result = p | "Interactions" >> beam.Create(batches) | CheckKnownItems(catalog)
+        expected = [
+            [to_event(interactions[i].row) for i in (0, 1)],
+            [to_event(interactions[3].row)],
+        ]
         assert_that(result.rows, equal_to(expected), label="Rows")
         assert_that(
             result.dead_letters,
@@ -100,6 +104,6 @@ def test_a_non_strict_catalog_keeps_interactions_of_unknown_items():
     interactions = [_interaction("u1", "i1"), _interaction("u1", "ghost")]
     with test_pipeline.TestPipeline() as p:
         catalog = p | "Catalog" >> beam.Create([_item("i1", "a")])
-        result = p | "Interactions" >> beam.Create(interactions) | CheckKnownItems(catalog, False)
-        assert_that(result.rows, equal_to([to_event(s.row) for s in interactions]), label="Rows")
+        result = p | "Interactions" >> beam.Create([interactions]) | CheckKnownItems(catalog, False)
+        assert_that(result.rows, equal_to([[to_event(s.row) for s in interactions]]), label="Rows")
         assert_that(result.dead_letters, equal_to([]), label="DeadLetters")

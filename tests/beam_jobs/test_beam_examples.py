@@ -72,3 +72,39 @@ def test_write_examples_writes_gzip_shards_that_the_layout_globs(tmp_path):
     parsed = _parse(records, features.ITEM_FEATURES)
     assert parsed[features.ITEM_ID].numpy().tolist() == [b"i7"]
     assert parsed[features.CATEGORIES].to_list() == [[b"jazz", b"modal"]]
+
+
+def _protobuf_example(row, feature_specs):
+    """The same Example built with TensorFlow's protobuf classes."""
+    example = tf.train.Example()
+    for spec in feature_specs:
+        value = row.get(spec.name, spec.default)
+        values = list(value) if spec.var_len else [value]
+        feature = example.features.feature[spec.name]
+        if spec.dtype == features.DTYPE_STRING:
+            feature.bytes_list.SetInParent()
+            feature.bytes_list.value.extend(v.encode("utf-8") for v in values)
+        elif spec.dtype == features.DTYPE_INT64:
+            feature.int64_list.SetInParent()
+            feature.int64_list.value.extend(values)
+        else:
+            feature.float_list.SetInParent()
+            feature.float_list.value.extend(values)
+    return example
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {features.USER_ID: "u", features.ITEM_ID: "é🎵", features.TIMESTAMP: 1_700_000_123,
+         features.EVENT: "", features.VALUE: 0.3, features.HISTORY_ITEM_IDS: ["a", "b" * 300],
+         features.HISTORY_TIMESTAMPS: [-5, 0, 2**62]},
+        {features.USER_ID: "u", features.ITEM_ID: "i", features.TIMESTAMP: 0,
+         features.EVENT: "view", features.HOUR: 23},
+    ],
+)  # fmt: skip
+def test_the_wire_encoding_equals_protobufs_own(row):
+    ours = serialize_example(row, features.INTERACTION_FEATURES)
+    expected = _protobuf_example(row, features.INTERACTION_FEATURES)
+    assert tf.train.Example.FromString(ours) == expected
+    assert ours == expected.SerializeToString(deterministic=True)

@@ -21,13 +21,13 @@ def test_labels_from_config_value_events_and_unknown_events_dead_lettered():
     with TestPipeline() as p:
         result = (
             p
-            | beam.Create(rows)
+            | beam.Create([rows])  # One batch.
             | AssignLabels({"purchase": 1.0, "rating": "value", "click": 0.0}, {"purchase": 2.0})
         )
         labelled = result.rows | beam.Map(
-            lambda s: (s.row[F.EVENT], s.row[F.LABEL], s.row[F.WEIGHT])
+            lambda batch: [(s.row[F.EVENT], s.row[F.LABEL], s.row[F.WEIGHT]) for s in batch]
         )
-        assert_that(labelled, equal_to([("purchase", 1.0, 2.0), ("rating", 4.5, 1.0)]))
+        assert_that(labelled, equal_to([[("purchase", 1.0, 2.0), ("rating", 4.5, 1.0)]]))
         reasons = result.dead_letters | beam.Map(
             lambda d: (d["raw"], d["line"], "'hover'" in d["reason"])
         )
@@ -36,9 +36,17 @@ def test_labels_from_config_value_events_and_unknown_events_dead_lettered():
 
 def test_empty_mapping_makes_every_event_positive():
     with TestPipeline() as p:
-        result = p | beam.Create([_sourced("anything")]) | AssignLabels({}, {})
-        got = result.rows | beam.Map(lambda s: (s.row[F.LABEL], s.row[F.WEIGHT]))
+        result = p | beam.Create([[_sourced("anything")]]) | AssignLabels({}, {})
+        got = result.rows | beam.FlatMap(lambda b: [(s.row[F.LABEL], s.row[F.WEIGHT]) for s in b])
         assert_that(got, equal_to([(1.0, 1.0)]))
+
+
+def test_a_batch_of_only_unknown_events_yields_no_empty_batch():
+    with TestPipeline() as p:
+        result = p | beam.Create([[_sourced("hover")]]) | AssignLabels({"click": 1.0}, {})
+        assert_that(result.rows, equal_to([]), label="Rows")
+        count = result.dead_letters | beam.combiners.Count.Globally()
+        assert_that(count, equal_to([1]), label="DeadLetters")
 
 
 @pytest.mark.parametrize(

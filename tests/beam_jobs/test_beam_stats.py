@@ -11,6 +11,7 @@ from beam_jobs.stats import COUNTED_STATS, WriteStats, check_row_accounting, fin
 from recstack import features
 
 ROWS = {
+    features.STAT_ROWS_IN: 11,
     features.STAT_TRAIN_ROWS: 5,
     features.STAT_EVAL_ROWS: 3,
     features.STAT_TEST_ROWS: 2,
@@ -29,8 +30,8 @@ def test_finish_adds_rows_written_and_the_extras():
 
 
 def test_finish_names_missing_counts():
-    with pytest.raises(ValueError, match="lack the counts \\['rows_in'\\]"):
-        finish_stats({k: 0 for k in COUNTED_STATS if k != features.STAT_ROWS_IN})
+    with pytest.raises(ValueError, match="lack the counts \\['users'\\]"):
+        finish_stats({k: 0 for k in COUNTED_STATS if k != features.STAT_USERS}, ROWS)
 
 
 def test_row_accounting_passes_when_every_row_is_accounted_for():
