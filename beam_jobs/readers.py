@@ -16,9 +16,10 @@ line that cannot be decoded (not UTF-8, not JSON, a malformed CSV record) still 
 A file that cannot be read at all (corrupt or truncated gzip, a broken Parquet footer, a bad CSV
 header) fails the job with an `InputFileError` naming the file: never a silent partial read.
 
-Files are the unit of parallelism: each file is read sequentially by one worker, streaming, so
-memory stays flat in the file size (Parquet: one row group at a time). Split very large inputs
-into several files to read them in parallel.
+Files are read streaming, so memory stays flat in the file size (Parquet: one row group at a
+time). Compressed files, CSV and Parquet are read whole, each by one worker; plain JSON Lines
+files larger than `read_ranges.RANGE_BYTES` are read in byte ranges by several workers at once,
+with exact line numbers (`beam_jobs.read_ranges`).
 """
 
 from __future__ import annotations
@@ -271,24 +272,38 @@ class ReadRecordsFn(beam.DoFn):
         kinds = (READ, BLANK, NOT_UTF8, INVALID_JSON, NOT_AN_OBJECT, INVALID_CSV)
         self._counters = {kind: beam.metrics.Metrics.counter(self._source, kind) for kind in kinds}
 
-    def process(self, readable: fileio.ReadableFile) -> Iterator[SourceRecord]:
+    def process(self, readable: fileio.ReadableFile) -> Iterator[Any]:
         path = readable.metadata.path
         input_format = resolve_format(path, self._input_format)
+
+        def outcomes() -> Iterator[tuple[str, SourceRecord | None]]:
+            with _open(readable) as stream:
+                yield from _READERS[input_format](stream, path)
+
+        yield from self.emit(outcomes(), path, input_format)
+
+    def emit(
+        self, outcomes: Iterator[tuple[str, SourceRecord | None]], path: str, input_format: str
+    ) -> Iterator[Any]:
+        """Counts a reader's `(kind, record)` outcomes and yields the records (or batches).
+
+        Raises:
+          InputFileError: the file cannot be read; the message names it and the fix.
+        """
         counts = dict.fromkeys(self._counters, 0)
         batch: list[SourceRecord] = []
         try:
-            with _open(readable) as stream:
-                for kind, record in _READERS[input_format](stream, path):
-                    counts[kind] += 1
-                    if record is None:
-                        continue
-                    if not self._batch_size:
-                        yield record
-                        continue
-                    batch.append(record)
-                    if len(batch) == self._batch_size:
-                        yield batch
-                        batch = []
+            for kind, record in outcomes:
+                counts[kind] += 1
+                if record is None:
+                    continue
+                if not self._batch_size:
+                    yield record
+                    continue
+                batch.append(record)
+                if len(batch) == self._batch_size:
+                    yield batch
+                    batch = []
             if batch:
                 yield batch
         except InputFileError:
@@ -332,19 +347,32 @@ class ReadRecords(beam.PTransform):
         self._batch_size = batch_size
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        from beam_jobs import read_ranges  # Imports this module.
+
         matches = FileSystems.match([self._file_pattern])[0].metadata_list
         if not matches:
             raise OSError(f"No files found matching {self._file_pattern!r}; check the path or glob")
+        ranges = []
         for metadata in matches:
-            resolve_format(metadata.path, self._input_format)
-        return (
+            input_format = resolve_format(metadata.path, self._input_format)
+            if read_ranges.is_splittable(metadata.path, input_format, metadata.size_in_bytes):
+                ranges.extend(read_ranges.split_file(metadata.path, metadata.size_in_bytes))
+        split_paths = {r.path for r in ranges}
+        whole = (
             pbegin
             | "MatchFiles"
             >> fileio.MatchFiles(
                 self._file_pattern, empty_match_treatment=fileio.EmptyMatchTreatment.DISALLOW
             )
+            | "SkipSplitFiles" >> beam.Filter(lambda m, skip: m.path not in skip, split_paths)
             | "ReadMatches" >> fileio.ReadMatches()
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadFiles"
             >> beam.ParDo(ReadRecordsFn(self._input_format, self._source, self._batch_size))
         )
+        if not ranges:
+            return whole
+        in_ranges = pbegin | "ReadRanges" >> read_ranges.ReadFileRanges(
+            ranges, self._source, self._batch_size
+        )
+        return (whole, in_ranges) | "AllRecords" >> beam.Flatten()

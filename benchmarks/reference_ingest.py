@@ -5,7 +5,7 @@ dicts and sets instead of a pipeline, so the benchmark can say what Beam costs o
 the obvious implementation of the same transformation:
 
 1. read the catalog, validate each line with `beam_jobs.parse.parse_item`, keep the first record
-   of each item id (by file, raw line) and dead-letter the other copies;
+   of each item id (by file, line) and dead-letter the other copies;
 2. read the interactions, validate each line with `beam_jobs.parse.parse_interaction`, add label
    and weight, dead-letter undecodable lines, contract violations, unlabelled events (when
    `event_labels` is set) and, with `strict_catalog`, items missing from the catalog;
@@ -41,11 +41,12 @@ from beam_jobs.examples import serialize_example
 from beam_jobs.history import add_context, histories
 from beam_jobs.labels import FROM_VALUE
 from beam_jobs.parse import parse_interaction, parse_item
+from beam_jobs.shards import GZIP_LEVEL
 from recstack import features
 
 #: Name of the single shard of each output (`<prefix>-00000-of-00001<suffix>`).
 SHARD = "-00000-of-00001"
-#: Fields that make two events the same event (as in `beam_jobs.duplicate_events`).
+#: Fields that make two events the same event (as in `beam_jobs.build.BuildShardFn`).
 EVENT_KEY = (features.USER_ID, features.ITEM_ID, features.TIMESTAMP, features.EVENT,
              features.VALUE)  # fmt: skip
 _BOM = "\ufeff"
@@ -195,7 +196,9 @@ def _tfrecord_writer(output_dir: str, prefix: str) -> Any:
     import tensorflow as tf  # Lazy, as in the Beam job: importing this module loads no TF.
 
     path = os.path.join(output_dir, f"{prefix}{SHARD}{features.TFRECORD_SUFFIX}")
-    return tf.io.TFRecordWriter(path, options=tf.io.TFRecordOptions(compression_type="GZIP"))
+    # The job's gzip level (`beam_jobs.shards.GZIP_LEVEL`), so both compress alike.
+    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
+    return tf.io.TFRecordWriter(path, options=options)
 
 
 def _write_text(path: str, text: str) -> None:
