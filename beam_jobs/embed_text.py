@@ -35,7 +35,7 @@ from beam_jobs.config import IngestConfig
 from beam_jobs.embed_config import EmbedConfig
 from beam_jobs.embed_items import EmbedItems
 from beam_jobs.embeddings import WriteEmbeddings, read_embeddings_meta
-from beam_jobs.ingest import pipeline_options
+from beam_jobs.ingest import add_job_arguments, pipeline_options
 from beam_jobs.progress import progress_line
 from recstack import config as config_lib
 from recstack import features
@@ -220,17 +220,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     source.add_argument("--items", help="Glob of gzip item TFRecords (features.ITEM_FEATURES).")
     parser.add_argument("--model", required=True, help="Text encoder SavedModel directory.")
     parser.add_argument("--output", required=True, help="Output directory (or gs://).")
-    parser.add_argument(
-        "--config",
-        default=None,
-        help=f"YAML config; its '{CONFIG_SECTION}' section is used "
-        f"(default: {config_lib.DEFAULT_CONFIG}).",
-    )
     parser.add_argument("--min-batch-size", type=int, default=None, help="Overrides embed.*.")
     parser.add_argument("--max-batch-size", type=int, default=None, help="Overrides embed.*.")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="Replace the outputs already in --output."
-    )
+    add_job_arguments(parser, CONFIG_SECTION)
     args, beam_args = parser.parse_known_args(argv)
     config = load_config(
         args.config, min_batch_size=args.min_batch_size, max_batch_size=args.max_batch_size

@@ -342,6 +342,20 @@ def load_config(path: str | None, eval_days: float | None = None) -> IngestConfi
     return config
 
 
+def add_job_arguments(parser: argparse.ArgumentParser, section: str) -> None:
+    """Adds the flags every Beam job of the project takes: `--config` (whose `section` it
+    reads) and `--overwrite`."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        help=f"YAML config; its '{section}' section is used "
+        f"(default: {config_lib.DEFAULT_CONFIG}).",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Replace the outputs already in --output."
+    )
+
+
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry: parses the job's flags, hands the rest to Beam, runs the job.
 
@@ -355,20 +369,12 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
       ValueError: `--eval-days` is given while the config sets `split_timestamp`.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--interactions", required=True, help="Path or glob of JSONL files.")
-    parser.add_argument("--items", required=True, help="Path or glob of the JSONL catalog.")
+    parser.add_argument("--interactions", required=True, help="Path or glob of the logs.")
+    parser.add_argument("--items", required=True, help="Path or glob of the catalog.")
     parser.add_argument("--output", required=True, help="Output data directory (or gs://).")
     parser.add_argument("--users", default=None, help="Path or glob of the optional users table.")
-    parser.add_argument(
-        "--config",
-        default=None,
-        help=f"YAML config; its '{CONFIG_SECTION}' section is used "
-        f"(default: {config_lib.DEFAULT_CONFIG}).",
-    )
     parser.add_argument("--eval-days", type=float, default=None, help="Overrides ingest.eval_days.")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="Replace the outputs already in --output."
-    )
+    add_job_arguments(parser, CONFIG_SECTION)
     args, beam_args = parser.parse_known_args(argv)
     config = load_config(args.config, args.eval_days)
     return run_ingest(

@@ -227,6 +227,7 @@ def write_examples(
     spec = features.INTERACTION_FEATURES
     users: collections.Counter = collections.Counter()
     items: collections.Counter = collections.Counter()
+    first_seen: dict[tuple[str, str], int] = {}  # (kind, id) -> first train timestamp
     with (
         _tfrecord_writer(output_dir, features.TRAIN_PREFIX) as train,
         _tfrecord_writer(output_dir, features.EVAL_PREFIX) as evaluation,
@@ -242,9 +243,12 @@ def write_examples(
                     counts[features.STAT_TRAIN_ROWS] += 1
                     users[user_id] += 1
                     items[row[features.ITEM_ID]] += 1
+                    timestamp = row[features.TIMESTAMP]
+                    for key in (("u", user_id), ("i", row[features.ITEM_ID])):
+                        first_seen[key] = min(first_seen.get(key, timestamp), timestamp)
     layout = features.DataLayout(output_dir)
-    _write_text(layout.user_vocab, _vocabulary_text(users))
-    _write_text(layout.item_vocab, _vocabulary_text(items))
+    _write_text(layout.user_vocab, _vocabulary_text(users, first_seen, "u"))
+    _write_text(layout.item_vocab, _vocabulary_text(items, first_seen, "i"))
     counts[features.STAT_USERS] = len(users)
     counts[features.STAT_ITEMS] = len(items)
     return cutoff
@@ -304,10 +308,16 @@ def _json_line(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _vocabulary_text(counts: collections.Counter) -> str:
-    """`token<TAB>count` lines, count descending then token ascending (`beam_jobs.vocab`)."""
+def _vocabulary_text(
+    counts: collections.Counter, first_seen: dict[tuple[str, str], int], kind: str
+) -> str:
+    """`token<TAB>count<TAB>first_seen` lines, count descending then token ascending (the
+    format of `beam_jobs.vocab`)."""
     pairs = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
-    return "".join(f"{token}\t{count}\n" for token, count in pairs)
+    return "".join(
+        features.format_vocabulary_line(token, count, first_seen[kind, token])
+        for token, count in pairs
+    )
 
 
 def _stats(counts: collections.Counter, cutoff: int | None) -> dict[str, Any]:
