@@ -10,6 +10,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs.build import (
+    INPUT_BYTES_PER_SHARD,
     BuildExamples,
     choose_num_shards,
     merge_counts,
@@ -158,7 +159,7 @@ def test_merging_per_shard_counts():
 
 def test_shard_choice_depends_only_on_the_input():
     assert choose_num_shards(0, 0) == 1
-    assert choose_num_shards(16 * 1024 * 1024 + 1, 0) == 2
+    assert choose_num_shards(INPUT_BYTES_PER_SHARD + 1, 0) == 2
     assert choose_num_shards(10**12, 7) == 7
     assert shard_of_user("u42", 5) == shard_of_user("u42", 5)
     assert {shard_of_user(f"u{i}", 4) for i in range(100)} == {0, 1, 2, 3}

@@ -5,6 +5,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from beam_jobs.build import to_event
 from beam_jobs.config import IngestConfig
 from beam_jobs.labels import AssignLabels
 from beam_jobs.parse import SourcedRow
@@ -37,8 +38,10 @@ def test_labels_from_config_value_events_and_unknown_events_dead_lettered():
 def test_empty_mapping_makes_every_event_positive():
     with TestPipeline() as p:
         result = p | beam.Create([[_sourced("anything")]]) | AssignLabels({}, {})
-        got = result.rows | beam.FlatMap(lambda b: [(s.row[F.LABEL], s.row[F.WEIGHT]) for s in b])
-        assert_that(got, equal_to([(1.0, 1.0)]))
+        # The rows pass through; their event tuples carry label and weight 1.0.
+        got = result.rows | beam.FlatMap(lambda b: [list(to_event(s.row)[5:]) for s in b])
+        assert_that(got, equal_to([[1.0, 1.0]]), label="LabelWeight")
+        assert_that(result.dead_letters, equal_to([]), label="NoLetters")
 
 
 def test_a_batch_of_only_unknown_events_yields_no_empty_batch():
