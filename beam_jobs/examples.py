@@ -73,26 +73,25 @@ class ExampleSerializer:
         if ExampleSerializer._message_class is None:
             ExampleSerializer._message_class = _example_class()
         self._example = ExampleSerializer._message_class()
+        # Per feature: name, default, var_len, is a string, the message's value list.
         self._slots = []
         for spec in feature_specs:
             feature = self._example.features.feature[spec.name]
             kind = {features.DTYPE_STRING: "bytes_list", features.DTYPE_INT64: "int64_list"}
             values = getattr(feature, kind.get(spec.dtype, "float_list"))
             values.SetInParent()
-            self._slots.append((spec, values.value))
+            self._slots.append((spec.name, spec.default, spec.var_len,
+                                spec.dtype == features.DTYPE_STRING, values.value))  # fmt: skip
 
     def __call__(self, row: dict[str, Any]) -> bytes:
-        for spec, values in self._slots:
-            if spec.name in row:
-                value = row[spec.name]
-            elif spec.default is not None:
-                value = spec.default
-            else:
+        for name, default, var_len, is_string, values in self._slots:
+            value = row.get(name, default)
+            if value is None:
                 raise ValueError(
-                    f"row has no {spec.name!r}, a required feature; keys present: {sorted(row)}"
+                    f"row has no {name!r}, a required feature; keys present: {sorted(row)}"
                 )
-            items = value if spec.var_len else (value,)
-            if spec.dtype == features.DTYPE_STRING:
+            items = value if var_len else (value,)
+            if is_string:
                 values[:] = [v.encode("utf-8") for v in items]
             else:
                 values[:] = items
@@ -101,7 +100,9 @@ class ExampleSerializer:
         return self._example.SerializeToString(deterministic=True)
 
 
-_SERIALIZERS: dict[tuple[features.Feature, ...], ExampleSerializer] = {}
+#: id(feature_specs) -> (feature_specs, its serializer). Keyed by identity: hashing a tuple of
+#: dataclasses on every row cost as much as the serialization itself.
+_SERIALIZERS: dict[int, tuple[tuple[features.Feature, ...], ExampleSerializer]] = {}
 
 
 def serialize_example(row: dict[str, Any], feature_specs: tuple[features.Feature, ...]) -> bytes:
@@ -119,10 +120,10 @@ def serialize_example(row: dict[str, Any], feature_specs: tuple[features.Feature
     Raises:
       ValueError: `row` lacks a feature that has no default.
     """
-    serializer = _SERIALIZERS.get(feature_specs)
-    if serializer is None:
-        serializer = _SERIALIZERS[feature_specs] = ExampleSerializer(feature_specs)
-    return serializer(row)
+    cached = _SERIALIZERS.get(id(feature_specs))
+    if cached is None or cached[0] is not feature_specs:
+        cached = _SERIALIZERS[id(feature_specs)] = (feature_specs, ExampleSerializer(feature_specs))
+    return cached[1](row)
 
 
 class WriteExamples(beam.PTransform):
