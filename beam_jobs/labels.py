@@ -10,6 +10,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from beam_jobs import dead_letters
+from beam_jobs.readers import RecordBatch
 from recstack import features
 
 #: In `event_labels`, this value means "use the row's `value` as the label" (e.g. ratings).
@@ -56,7 +57,7 @@ class AssignLabelsFn(beam.DoFn):
         self._unknown = Metrics.counter("interactions", "dead_letter_unknown_event")
 
     def process(self, batch: list[Any]) -> Iterator[Any]:
-        labelled = []
+        labelled = RecordBatch()
         for sourced in batch:
             row = dict(sourced.row)
             event = row[features.EVENT]

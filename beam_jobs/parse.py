@@ -156,7 +156,7 @@ class ValidateRecordFn(beam.DoFn):
         self._bad_field = beam.metrics.Metrics.counter(source, "dead_letter_invalid_field")
 
     def process(self, element: Any) -> Iterator[Any]:
-        rows = []
+        rows = readers.RecordBatch()
         bad_fields = 0
         for record in element if self._batched else (element,):
             if record.record is None:

@@ -69,6 +69,15 @@ NOT_AN_OBJECT = "dead_letter_not_an_object"
 INVALID_CSV = "dead_letter_invalid_csv"
 
 
+class RecordBatch(list):
+    """A batch of records (`SourceRecord`s or `parse.SourcedRow`s) passed between steps.
+
+    A list subclass on purpose: Beam's FastPrimitivesCoder encodes a plain list element by
+    element and pickles every NamedTuple in it separately (also when it samples element
+    sizes), while an unknown type is pickled in one call, about 5x cheaper per record.
+    """
+
+
 class InputFileError(OSError):
     """A whole input file cannot be read; the message names the file and the fix."""
 
@@ -291,7 +300,7 @@ class ReadRecordsFn(beam.DoFn):
           InputFileError: the file cannot be read; the message names it and the fix.
         """
         counts = dict.fromkeys(self._counters, 0)
-        batch: list[SourceRecord] = []
+        batch = RecordBatch()
         try:
             for kind, record in outcomes:
                 counts[kind] += 1
@@ -303,7 +312,7 @@ class ReadRecordsFn(beam.DoFn):
                 batch.append(record)
                 if len(batch) == self._batch_size:
                     yield batch
-                    batch = []
+                    batch = RecordBatch()
             if batch:
                 yield batch
         except InputFileError:
