@@ -24,7 +24,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.config import SPLIT_LEAVE_LAST_OUT, SPLIT_TIME
-from beam_jobs.examples import serialize_example
+from beam_jobs.examples import ExampleSerializer
 from beam_jobs.history import add_context, histories
 from beam_jobs.shards import shard_path, write_shard
 from beam_jobs.split import (
@@ -150,6 +150,9 @@ class BuildShardFn(beam.DoFn):
         self._by_time = split_method == SPLIT_TIME
         self._duplicates = beam.metrics.Metrics.counter("interactions", "duplicates_dropped")
 
+    def setup(self) -> None:
+        self._serialize = ExampleSerializer(features.INTERACTION_FEATURES)
+
     def _route(self, row: dict[str, Any], cutoffs: Cutoffs) -> str:
         return split_by_time(row, cutoffs) if self._by_time else split_leave_last_out(row)
 
@@ -171,9 +174,7 @@ class BuildShardFn(beam.DoFn):
             train_count, train_first, distinct = 0, None, set()
             for row in rows:
                 tag = self._route(row, cutoffs)
-                records[tag].append(
-                    serialize_example(add_context(row), features.INTERACTION_FEATURES)
-                )
+                records[tag].append(self._serialize(add_context(row)))
                 events[tag][row[features.EVENT]] += 1
                 item, timestamp = row[features.ITEM_ID], row[features.TIMESTAMP]
                 distinct.add(item)

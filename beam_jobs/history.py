@@ -7,7 +7,6 @@ timestamp do not see each other. Context (hour, weekday) comes from the event's 
 
 from __future__ import annotations
 
-import datetime
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -19,10 +18,20 @@ from recstack import features
 POSITION = "_position"
 
 
+#: `datetime.weekday()` of 1970-01-01, a Thursday.
+_EPOCH_WEEKDAY = 3
+
+
 def add_context(row: dict[str, Any]) -> dict[str, Any]:
-    """Returns `row` with `hour` (0-23) and `weekday` (0 = Monday) of its UTC timestamp."""
-    when = datetime.datetime.fromtimestamp(row[features.TIMESTAMP], tz=datetime.UTC)
-    return {**row, features.HOUR: when.hour, features.WEEKDAY: when.weekday()}
+    """Returns `row` with `hour` (0-23) and `weekday` (0 = Monday) of its UTC timestamp.
+
+    Computed arithmetically (UTC has no leap seconds in epoch time; floor division keeps
+    timestamps before 1970 right), several times faster than building a datetime per event.
+    """
+    timestamp = row[features.TIMESTAMP]
+    hour = timestamp // 3600 % 24
+    weekday = (timestamp // 86400 + _EPOCH_WEEKDAY) % 7
+    return {**row, features.HOUR: hour, features.WEEKDAY: weekday}
 
 
 def _order(row: dict[str, Any]) -> tuple:

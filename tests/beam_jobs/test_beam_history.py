@@ -44,3 +44,16 @@ def test_context_from_utc_timestamp():
         F.HOUR: 22,
         F.WEEKDAY: 1,
     }
+
+
+def test_context_matches_datetime_for_any_timestamp():
+    import datetime
+
+    rng = random.Random(5)
+    stamps = [0, -1, -86400, 86399, 951782400, 4102444799] + [
+        rng.randint(-2_000_000_000, 4_000_000_000) for _ in range(2000)
+    ]
+    for ts in stamps:
+        when = datetime.datetime.fromtimestamp(ts, tz=datetime.UTC)
+        row = add_context(_row("u", "i", ts))
+        assert (row[F.HOUR], row[F.WEEKDAY]) == (when.hour, when.weekday()), ts
