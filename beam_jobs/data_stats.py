@@ -17,24 +17,6 @@ from recstack import features
 #: Quantiles of events per user reported in stats.json (plus min, max and mean).
 QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)
 
-STAT_EVENTS_PER_SPLIT = features.STAT_EVENTS_PER_SPLIT
-STAT_DISTINCT_USERS = features.STAT_DISTINCT_USERS
-STAT_DISTINCT_ITEMS = features.STAT_DISTINCT_ITEMS
-STAT_EVENTS_PER_USER = features.STAT_EVENTS_PER_USER
-STAT_ITEM_GINI = features.STAT_ITEM_GINI
-STAT_SPARSITY = features.STAT_SPARSITY
-STAT_COLD_ITEM_SHARE = features.STAT_COLD_ITEM_SHARE
-#: Keys `ComputeDataStats` adds to stats.json.
-DATA_STATS = (
-    STAT_EVENTS_PER_SPLIT,
-    STAT_DISTINCT_USERS,
-    STAT_DISTINCT_ITEMS,
-    STAT_EVENTS_PER_USER,
-    STAT_ITEM_GINI,
-    STAT_SPARSITY,
-    STAT_COLD_ITEM_SHARE,
-)
-
 
 def gini(histogram: Iterable[tuple[int, int]]) -> float:
     """Returns the Gini coefficient of non-negative values given as `(value, multiplicity)`.
@@ -138,13 +120,13 @@ def _finish(
     distinct_users = sum(count for _, count in user_histogram)
     catalog_items, cold_items = cold
     return {
-        STAT_EVENTS_PER_SPLIT: events,
-        STAT_DISTINCT_USERS: distinct_users,
-        STAT_DISTINCT_ITEMS: distinct_items,
-        STAT_EVENTS_PER_USER: histogram_summary(user_histogram),
-        STAT_ITEM_GINI: gini(item_histogram),
-        STAT_SPARSITY: sparsity(pairs, distinct_users, distinct_items),
-        STAT_COLD_ITEM_SHARE: cold_items / catalog_items if catalog_items else None,
+        features.STAT_EVENTS_PER_SPLIT: events,
+        features.STAT_DISTINCT_USERS: distinct_users,
+        features.STAT_DISTINCT_ITEMS: distinct_items,
+        features.STAT_EVENTS_PER_USER: histogram_summary(user_histogram),
+        features.STAT_ITEM_GINI: gini(item_histogram),
+        features.STAT_SPARSITY: sparsity(pairs, distinct_users, distinct_items),
+        features.STAT_COLD_ITEM_SHARE: cold_items / catalog_items if catalog_items else None,
     }
 
 
@@ -161,12 +143,12 @@ def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
 
 
 class ComputeDataStats(beam.PTransform):
-    """Computes the `DATA_STATS` of the written interactions and the catalog.
+    """Computes the dataset statistics of the written interactions and the catalog.
 
     Applied to a dict of PCollections (see `beam_jobs.build.BuildResult`):
     `{"catalog": item dicts, "item_counts": (item, (events, train events, first train
     time)), "activity": (events, distinct items) per user, "counts": the merged counts}`;
-    returns a PCollection of one dict keyed by `DATA_STATS`:
+    returns a PCollection of one dict with these `features.STAT_*` keys:
 
     - events_per_split: `{split: {event type: rows}}`.
     - distinct_users / distinct_items: over all written interactions.

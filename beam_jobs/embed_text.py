@@ -31,7 +31,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.runners.runner import PipelineState
 
 from beam_jobs import outputs
-from beam_jobs.config import IngestConfig
 from beam_jobs.embed_config import EmbedConfig
 from beam_jobs.embed_items import EmbedItems
 from beam_jobs.embeddings import WriteEmbeddings, read_embeddings_meta
@@ -169,9 +168,7 @@ def run_embed(
       Exception: the pipeline's own error, e.g. a ValueError naming an item with a non-finite
         vector or a duplicate id, or an encoder breaking the contract.
     """
-    # pipeline_options reads only direct_num_workers from its config.
-    runner_config = IngestConfig(direct_num_workers=config.direct_num_workers)
-    options = pipeline_options(runner_config, beam_args)
+    options = pipeline_options(config.direct_num_workers, beam_args)
     with outputs.staged_output(output_dir, overwrite) as staging:
         pipeline = beam.Pipeline(options=options)
         _ = pipeline | "EmbedText" >> EmbedText(config, items, model_path, staging)

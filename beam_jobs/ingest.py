@@ -216,14 +216,16 @@ def _has_flag(args: list[str], flag: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for arg in args)
 
 
-def pipeline_options(config: IngestConfig, beam_args: list[str] | None = None) -> PipelineOptions:
-    """Returns the Beam options of an ingestion run.
+def pipeline_options(
+    direct_num_workers: int, beam_args: list[str] | None = None
+) -> PipelineOptions:
+    """Returns the Beam options of a run of one of the project's Beam jobs.
 
     Args:
-      config: Supplies `direct_num_workers` for the local default.
+      direct_num_workers: Worker processes of the local default runner.
       beam_args: Beam command-line options, passed through unchanged. Without `--runner`, the
         job runs on the local direct runner's engine (`LOCAL_RUNNER`) in `multi_processing`
-        mode with `config.direct_num_workers` processes; each of those three defaults applies
+        mode with `direct_num_workers` processes; each of those three defaults applies
         only when `beam_args` does not set the option itself (so
         `--direct_running_mode=in_memory` works).
     """
@@ -234,7 +236,7 @@ def pipeline_options(config: IngestConfig, beam_args: list[str] | None = None) -
         if not _has_flag(args, "--direct_running_mode"):
             defaults.append("--direct_running_mode=multi_processing")
         if not _has_flag(args, "--direct_num_workers"):
-            defaults.append(f"--direct_num_workers={config.direct_num_workers}")
+            defaults.append(f"--direct_num_workers={direct_num_workers}")
     return PipelineOptions(defaults + args)
 
 
@@ -297,7 +299,7 @@ def run_ingest(
       RuntimeError: the pipeline did not finish, or rows were lost
         (`rows_in != rows_written + dead_letters + duplicates_dropped`).
     """
-    pipeline_opts = pipeline_options(config, beam_args)
+    pipeline_opts = pipeline_options(config.direct_num_workers, beam_args)
     with outputs.staged_output(output_dir, overwrite) as staging:
         pipeline = beam.Pipeline(options=pipeline_opts)
         _ = pipeline | "Ingest" >> Ingest(config, interactions, items, staging, users)

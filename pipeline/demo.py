@@ -34,7 +34,7 @@ def free_port() -> int:
 def _pick_users(user_vocab: str) -> list[str]:
     """A heavy, a median and a light user from the training vocabulary."""
     with open(user_vocab, encoding="utf-8") as f:
-        users = [line.split("\t")[0] for line in f]
+        users = [F.parse_vocabulary_line(line)[0] for line in f]
     return [users[0], users[len(users) // 2], users[-1]]
 
 

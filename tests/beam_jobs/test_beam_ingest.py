@@ -481,7 +481,7 @@ def test_cli_rejects_eval_days_that_a_split_timestamp_would_ignore(inputs, tmp_p
 
 
 def test_local_defaults_use_the_multiprocess_direct_runner():
-    options = pipeline_options(IngestConfig(direct_num_workers=3))
+    options = pipeline_options(3)
     assert options.view_as(StandardOptions).runner == "FnApiRunner"
     direct = options.view_as(DirectOptions)
     assert direct.direct_running_mode == "multi_processing"
@@ -489,15 +489,13 @@ def test_local_defaults_use_the_multiprocess_direct_runner():
 
 
 def test_user_flags_win_over_local_defaults():
-    direct = pipeline_options(IngestConfig(), ["--direct_running_mode=in_memory"]).view_as(
-        DirectOptions
-    )
+    direct = pipeline_options(2, ["--direct_running_mode=in_memory"]).view_as(DirectOptions)
     assert direct.direct_running_mode == "in_memory"
 
 
 def test_beam_flags_for_other_runners_pass_through_unchanged():
     args = ["--runner", "DataflowRunner", "--project", "p", "--temp_location", "gs://b/tmp"]
-    options = pipeline_options(IngestConfig(), args)
+    options = pipeline_options(2, args)
     assert options.get_all_options(drop_default=True) == {
         "runner": "DataflowRunner",
         "project": "p",
