@@ -1,9 +1,9 @@
-"""The ingestion job: raw JSON Lines logs + item catalog -> TFRecords, vocabularies, stats.
+"""The ingestion job: raw logs + item catalog (+ users) -> TFRecords, vocabularies, stats.
 
-Run it locally (DirectRunner, several processes):
+Run it locally (the direct runner's engine, several processes):
 
     python -m beam_jobs.ingest --interactions data/interactions.jsonl \
-        --items data/items.jsonl --output out/data
+        --items data/items.jsonl [--users data/users.jsonl] --output out/data
 
 or on Dataflow by adding Beam options, which pass through unchanged:
 

@@ -259,10 +259,10 @@ def _open(readable: fileio.ReadableFile) -> Iterator[IO[bytes]]:
 
 
 class ReadRecordsFn(beam.DoFn):
-    """Reads one matched file (`fileio.ReadableFile`) sequentially into `SourceRecord`s.
-
-    Not splittable on purpose: line numbers need a sequential read, so each file is read whole
-    by one worker and files are the unit of parallelism. Blank lines are counted and skipped.
+    """Reads one matched file (`fileio.ReadableFile`) whole and sequentially into
+    `SourceRecord`s (or batches of them), so line numbers come from one pass. Large plain JSON
+    Lines files are read by `read_ranges.ReadRangeFn` instead. Blank lines are counted and
+    skipped.
     """
 
     def __init__(self, input_format: str, source: str, batch_size: int = 0) -> None:
