@@ -58,6 +58,7 @@ SPLIT_PREFIXES = {
     TEST_TAG: features.TEST_PREFIX,
 }
 
+WRITTEN_TAG = "written"
 USER_VOCAB_TAG = "user_vocab"
 ITEM_COUNTS_TAG = "item_counts"
 ACTIVITY_TAG = "activity"
@@ -130,13 +131,32 @@ def merge_item_counts(parts: Iterable[tuple[int, int, int | None]]) -> tuple[int
     return events, train, first
 
 
+def merge_item_count_maps(
+    maps: Iterable[dict[str, tuple[int, int, int | None]]],
+) -> dict[str, tuple[int, int, int | None]]:
+    """Merges `{item: (events, train events, first train time)}` maps (`merge_item_counts`
+    per item shared by several); the inputs are not modified."""
+    merged: dict[str, tuple[int, int, int | None]] = {}
+    for counts_by_item in maps:
+        for item, counts in counts_by_item.items():
+            seen = merged.get(item)
+            merged[item] = counts if seen is None else merge_item_counts((seen, counts))
+    return merged
+
+
+def item_bucket(item_id: str, num_buckets: int) -> int:
+    """Returns the bucket in which an item's per-shard counts are summed."""
+    return zlib.crc32(item_id.encode("utf-8")) % num_buckets
+
+
 class BuildShardFn(beam.DoFn):
     """Builds and writes one shard; see the module docstring.
 
-    Input is `(shard index, values)` from a GroupByKey, values being lists of event tuples or
-    None (the marker that makes every shard index appear, so empty shards are written too).
-    Main output: nothing; tagged outputs: `USER_VOCAB_TAG` `(user, train events, first train time)`,
-    `ITEM_COUNTS_TAG` `(item, (events, train events, first train time))`, `ACTIVITY_TAG`
+    Input is `(shard index, lists of event tuples)` from a GroupByKey. Main output: nothing;
+    tagged outputs: `WRITTEN_TAG` the shard index, `USER_VOCAB_TAG` `(user, train events, first train time)`,
+    `ITEM_COUNTS_TAG` `(bucket, {item: (events, train events, first train time)})` (the
+    shard's items, split into `num_shards` buckets by `item_bucket`: a few large elements
+    instead of one per item and shard), `ACTIVITY_TAG`
     `(events, distinct items)` per user, `COUNTS_TAG` one counts dict (see `merge_counts`).
     """
 
@@ -156,11 +176,11 @@ class BuildShardFn(beam.DoFn):
     def _route(self, row: dict[str, Any], cutoffs: Cutoffs) -> str:
         return split_by_time(row, cutoffs) if self._by_time else split_leave_last_out(row)
 
-    def process(self, element: tuple[int, Iterable[tuple | None]], cutoffs: Cutoffs) -> Iterator:
+    def process(self, element: tuple[int, Iterable[list[tuple]]], cutoffs: Cutoffs) -> Iterator:
         index, values = element
         by_user: dict[str, list[tuple]] = collections.defaultdict(list)
         for events_list in values:
-            for event in events_list or ():
+            for event in events_list:
                 by_user[event[0]].append(event)
         records: dict[str, list[bytes]] = {tag: [] for tag in SPLIT_PREFIXES}
         events = {tag: collections.Counter() for tag in SPLIT_PREFIXES}
@@ -189,12 +209,13 @@ class BuildShardFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(USER_VOCAB_TAG, (user, train_count, train_first))
             yield beam.pvalue.TaggedOutput(ACTIVITY_TAG, (len(unique), len(distinct)))
         self._duplicates.inc(duplicates)
-        for tag, prefix in SPLIT_PREFIXES.items():
-            path_prefix = FileSystems.join(self._output_dir, prefix)
-            path = shard_path(path_prefix, index, self._num_shards, features.TFRECORD_SUFFIX)
-            write_shard(path, records[tag])
-        for item, (count, train, first) in items.items():
-            yield beam.pvalue.TaggedOutput(ITEM_COUNTS_TAG, (item, (count, train, first)))
+        write_split_shards(self._output_dir, index, self._num_shards, records)
+        yield beam.pvalue.TaggedOutput(WRITTEN_TAG, index)
+        buckets: dict[int, dict[str, tuple]] = collections.defaultdict(dict)
+        for item, counts in items.items():
+            buckets[item_bucket(item, self._num_shards)][item] = tuple(counts)
+        for bucket, counts_by_item in buckets.items():
+            yield beam.pvalue.TaggedOutput(ITEM_COUNTS_TAG, (bucket, counts_by_item))
         yield beam.pvalue.TaggedOutput(
             COUNTS_TAG,
             {
@@ -237,8 +258,27 @@ def _key_by_shard(batch: list[tuple], num_shards: int) -> Iterator[tuple[int, li
     yield from by_shard.items()
 
 
-def _marker(index: int) -> tuple[int, None]:
-    return index, None
+def write_split_shards(
+    output_dir: str, index: int, num_shards: int, records: dict[str, list[bytes]]
+) -> None:
+    """Writes shard `index` of each split (`SPLIT_PREFIXES`): its records, or none."""
+    for tag, prefix in SPLIT_PREFIXES.items():
+        path_prefix = FileSystems.join(output_dir, prefix)
+        path = shard_path(path_prefix, index, num_shards, features.TFRECORD_SUFFIX)
+        write_shard(path, records.get(tag, ()))
+
+
+def _write_if_missing(index: int, written: list[int], output_dir: str, num_shards: int) -> None:
+    """Writes empty shard files for `index` when no user hashed to it, so the file set is
+    complete."""
+    if index not in written:
+        write_split_shards(output_dir, index, num_shards, {})
+
+
+def _item_entries(
+    kv: tuple[int, dict[str, tuple[int, int, int | None]]],
+) -> list[tuple[str, tuple[int, int, int | None]]]:
+    return sorted(kv[1].items())
 
 
 def _vocab_entry(kv: tuple[str, tuple[int, int, int | None]]) -> tuple[str, int, int]:
@@ -297,15 +337,11 @@ class BuildExamples(beam.PTransform):
                 | "MaxTimestamp" >> beam.CombineGlobally(MaxOrNoneFn())
                 | "Cutoffs" >> beam.Map(time_cutoffs, *self._split)
             )
-        keyed = events | "KeyByShard" >> beam.FlatMap(_key_by_shard, self._num_shards)
-        markers = (
-            events.pipeline
-            | "ShardIndices" >> beam.Create(list(range(self._num_shards)))
-            | "Markers" >> beam.Map(_marker)
-        )
+        # No Flatten with a shard-index marker here: on the local runner that would copy every
+        # event through one more stage. Shards no user hashes to are written afterwards.
         built = (
-            (keyed, markers)
-            | "WithMarkers" >> beam.Flatten()
+            events
+            | "KeyByShard" >> beam.FlatMap(_key_by_shard, self._num_shards)
             | "GroupByShard" >> beam.GroupByKey()
             | "BuildShard"
             >> beam.ParDo(
@@ -313,10 +349,23 @@ class BuildExamples(beam.PTransform):
                     self._output_dir, self._num_shards, self._history_length, self._split_method
                 ),
                 cutoffs=beam.pvalue.AsSingleton(cutoffs),
-            ).with_outputs(USER_VOCAB_TAG, ITEM_COUNTS_TAG, ACTIVITY_TAG, COUNTS_TAG)
+            ).with_outputs(WRITTEN_TAG, USER_VOCAB_TAG, ITEM_COUNTS_TAG, ACTIVITY_TAG, COUNTS_TAG)
         )
-        item_counts = built[ITEM_COUNTS_TAG] | "SumItemCounts" >> beam.CombinePerKey(
-            merge_item_counts
+        _ = (
+            events.pipeline
+            | "ShardIndices" >> beam.Create(list(range(self._num_shards)))
+            | "WriteEmptyShards"
+            >> beam.Map(
+                _write_if_missing,
+                beam.pvalue.AsList(built[WRITTEN_TAG]),
+                self._output_dir,
+                self._num_shards,
+            )
+        )
+        item_counts = (
+            built[ITEM_COUNTS_TAG]
+            | "SumItemCounts" >> beam.CombinePerKey(merge_item_count_maps)
+            | "ItemCounts" >> beam.FlatMap(_item_entries)
         )
         item_vocab = (
             item_counts

@@ -7,7 +7,7 @@ quantiles and the Gini coefficient are exact and scale to catalogs of any size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -76,14 +76,18 @@ def _second(pair: tuple[int, int]) -> int:
     return pair[1]
 
 
-def _catalog_entry(item: dict[str, Any]) -> tuple[str, tuple[int, int, int]]:
-    # (in catalog, events, train events), summed per item id.
-    return item[features.ITEM_ID], (1, 0, 0)
+def _item_key(item: dict[str, Any]) -> tuple[str, None]:
+    return item[features.ITEM_ID], None
 
 
-def _counted_entry(kv: tuple[str, tuple[int, int, Any]]) -> tuple[str, tuple[int, int, int]]:
+def _item_entry(
+    kv: tuple[str, tuple[int, int, Any]], catalog: Mapping[str, None]
+) -> tuple[int, tuple[int, int, int]]:
+    """(item, (events, train events, _)) -> (events, (1, in catalog, in catalog with a train
+    event)); the flags sum to (interacted items, of them in the catalog, ... with train events)."""
     item, (events, train, _) = kv
-    return item, (0, events, train)
+    in_catalog = item in catalog
+    return events, (1, int(in_catalog), int(in_catalog and train > 0))
 
 
 def _events_per_split(counts: dict[str, Any]) -> dict[str, Any]:
@@ -113,33 +117,24 @@ def _finish(
     events: dict[str, dict[str, int]],
     user_histogram: list[tuple[int, int]],
     item_histogram: list[tuple[int, int]],
-    distinct_items: int,
+    item_flags: tuple[int, int, int],
+    catalog_items: int,
     pairs: int,
-    cold: tuple[int, int],
 ) -> dict[str, Any]:
     distinct_users = sum(count for _, count in user_histogram)
-    catalog_items, cold_items = cold
+    distinct_items, interacted_in_catalog, trained_in_catalog = item_flags
+    # Catalog items without any event count as zeros in the popularity distribution.
+    popularity = [*item_histogram, (0, catalog_items - interacted_in_catalog)]
+    cold_items = catalog_items - trained_in_catalog
     return {
         features.STAT_EVENTS_PER_SPLIT: events,
         features.STAT_DISTINCT_USERS: distinct_users,
         features.STAT_DISTINCT_ITEMS: distinct_items,
         features.STAT_EVENTS_PER_USER: histogram_summary(user_histogram),
-        features.STAT_ITEM_GINI: gini(item_histogram),
+        features.STAT_ITEM_GINI: gini(popularity),
         features.STAT_SPARSITY: sparsity(pairs, distinct_users, distinct_items),
         features.STAT_COLD_ITEM_SHARE: cold_items / catalog_items if catalog_items else None,
     }
-
-
-def _cold_entry(triple: tuple[int, int, int]) -> tuple[int, int]:
-    in_catalog = triple[0] > 0
-    return int(in_catalog), int(in_catalog and triple[2] == 0)
-
-
-def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
-    a = b = 0
-    for x, y in pairs:
-        a, b = a + x, b + y
-    return a, b
 
 
 class ComputeDataStats(beam.PTransform):
@@ -165,29 +160,20 @@ class ComputeDataStats(beam.PTransform):
         user_histogram = (
             activity | "UserEvents" >> beam.Map(_first) | "UserHistogram" >> _Histogram()
         )
-        item_entries = (
-            [
-                inputs["catalog"] | "CatalogEntries" >> beam.Map(_catalog_entry),
-                inputs["item_counts"] | "CountedEntries" >> beam.Map(_counted_entry),
-            ]
-            | "FlattenItemEntries" >> beam.Flatten()
-            | "SumPerItem" >> beam.CombinePerKey(_sum_triples)
-            | "ItemTriples" >> beam.Values()
+        # Whether an item is in the catalog comes from a side input of the catalog's ids: no
+        # join (Flatten + group) of the catalog with the per-item counts.
+        catalog_ids = inputs["catalog"] | "CatalogIds" >> beam.Map(_item_key)
+        catalog_items = inputs["catalog"] | "CountCatalog" >> beam.combiners.Count.Globally()
+        item_entries = inputs["item_counts"] | "ItemEntries" >> beam.Map(
+            _item_entry, beam.pvalue.AsDict(catalog_ids)
         )
         item_histogram = (
-            item_entries
-            | "EventsPerItem" >> beam.Map(lambda triple: triple[1])
-            | "ItemHistogram" >> _Histogram()
+            item_entries | "EventsPerItem" >> beam.Map(_first) | "ItemHistogram" >> _Histogram()
         )
-        distinct_items = (
+        item_flags = (
             item_entries
-            | "InteractedItems" >> beam.Filter(lambda triple: triple[1] > 0)
-            | "CountItems" >> beam.combiners.Count.Globally()
-        )
-        cold = (
-            item_entries
-            | "ColdEntries" >> beam.Map(_cold_entry)
-            | "ColdCounts" >> beam.CombineGlobally(_sum_pairs)
+            | "ItemFlags" >> beam.Map(_second)
+            | "SumFlags" >> beam.CombineGlobally(_sum_triples)
         )
         pairs = (
             activity | "UserItems" >> beam.Map(_second) | "CountPairs" >> beam.CombineGlobally(sum)
@@ -202,8 +188,8 @@ class ComputeDataStats(beam.PTransform):
                 side(events_per_split),
                 side(user_histogram),
                 side(item_histogram),
-                side(distinct_items),
+                side(item_flags),
+                side(catalog_items),
                 side(pairs),
-                side(cold),
             )
         )

@@ -31,7 +31,7 @@ from beam_jobs.readers import (
 )
 
 #: Bytes per range; files up to this size are read whole by one worker.
-RANGE_BYTES = 32 * 1024 * 1024
+RANGE_BYTES = 8 * 1024 * 1024
 _CHUNK = 8 * 1024 * 1024
 
 

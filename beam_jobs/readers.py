@@ -367,6 +367,15 @@ class ReadRecords(beam.PTransform):
             if read_ranges.is_splittable(metadata.path, input_format, metadata.size_in_bytes):
                 ranges.extend(read_ranges.split_file(metadata.path, metadata.size_in_bytes))
         split_paths = {r.path for r in ranges}
+        in_ranges = None
+        if ranges:
+            in_ranges = pbegin | "ReadRanges" >> read_ranges.ReadFileRanges(
+                ranges, self._source, self._batch_size
+            )
+        if len(split_paths) == len(matches):
+            # Every file is read in ranges: no Flatten, so reading fuses with the steps that
+            # follow instead of materializing every record between two stages.
+            return in_ranges
         whole = (
             pbegin
             | "MatchFiles"
@@ -379,9 +388,6 @@ class ReadRecords(beam.PTransform):
             | "ReadFiles"
             >> beam.ParDo(ReadRecordsFn(self._input_format, self._source, self._batch_size))
         )
-        if not ranges:
+        if in_ranges is None:
             return whole
-        in_ranges = pbegin | "ReadRanges" >> read_ranges.ReadFileRanges(
-            ranges, self._source, self._batch_size
-        )
         return (whole, in_ranges) | "AllRecords" >> beam.Flatten()

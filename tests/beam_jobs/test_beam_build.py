@@ -14,6 +14,7 @@ from beam_jobs.build import (
     BuildExamples,
     choose_num_shards,
     merge_counts,
+    merge_item_count_maps,
     merge_item_counts,
     shard_of_user,
     to_event,
@@ -144,6 +145,21 @@ def test_leave_last_out_through_the_build(tmp_path):
     assert eval_ == [("u1", "b", T0 + DAY)]
 
 
+def test_shards_no_user_hashes_to_are_written_empty(tmp_path):
+    output = str(tmp_path / "out")
+    with test_pipeline.TestPipeline() as p:
+        _ = p | beam.Create([EVENTS[5:7]]) | BuildExamples(output, num_shards=4)
+    user_shard = shard_of_user("u2", 4)
+    rows_per_shard = [0] * 4
+    for prefix in ("train", "eval", "test"):
+        files = _read(output, prefix)
+        assert sorted(files) == [f"{prefix}-0000{i}-of-00004{F.TFRECORD_SUFFIX}" for i in range(4)]
+        for name, rows in files.items():
+            rows_per_shard[int(name.split("-")[1])] += len(rows)
+    # Only u2's shard holds records; the three others exist and are empty.
+    assert rows_per_shard == [2 if i == user_shard else 0 for i in range(4)]
+
+
 def test_merging_per_shard_counts():
     part = {"duplicates": 2, "rows": {"train": 1, "eval": 2, "test": 0},
             "events": {"train": {"a": 1}, "eval": {"a": 1, "b": 1}, "test": {}}}  # fmt: skip
@@ -155,6 +171,10 @@ def test_merging_per_shard_counts():
     }
     assert merge_item_counts([(3, 1, 50), (2, 2, 40), (1, 0, None)]) == (6, 3, 40)
     assert merge_item_counts([(1, 0, None)]) == (1, 0, None)
+    first, second = {"a": (3, 1, 50), "b": (1, 0, None)}, {"a": (2, 2, 40), "c": (1, 1, 7)}
+    merged = merge_item_count_maps([first, second])
+    assert merged == {"a": (5, 3, 40), "b": (1, 0, None), "c": (1, 1, 7)}
+    assert first == {"a": (3, 1, 50), "b": (1, 0, None)}  # Inputs unchanged.
 
 
 def test_shard_choice_depends_only_on_the_input():
