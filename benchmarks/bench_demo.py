@@ -47,9 +47,9 @@ def main() -> None:
         print(f"  {stage:<10} {median[stage]:7.1f} s")
     print(f"  {'total':<10} {total:7.1f} s   = {total / BUDGET_SECONDS:.2f} of the 600 s budget")
     print(f"  rows ingested: {reports[-1].stats['rows_in']}")
-    for k in sorted(metrics["model"]):
-        model, popularity = metrics["model"][k], metrics["popularity"][k]
-        print(f"  Recall@{k:<3} model {model:.4f}  popularity {popularity:.4f}  "
+    for name, model in metrics["model"].items():
+        popularity = metrics["popularity"][name]
+        print(f"  {name:<10} model {model:.4f}  popularity {popularity:.4f}  "
               f"x{model / popularity:.2f}")  # fmt: skip
     print(json.dumps({"seconds": median, "total": total, "metrics": metrics}, sort_keys=True))
 

@@ -78,7 +78,8 @@ class DemoReport:
     """What one demo run produced.
 
     Attributes:
-      metrics: `{"model": {k: recall}, "popularity": {k: recall}}` on the eval split.
+      metrics: `{"model": {name: value}, "popularity": {name: value}}` on the eval split
+        (`trainer.evaluation.metric_names`), plus `"ranking"` with a ranking task.
       stats: The ingest job's stats.json.
       seconds: Wall-clock seconds per stage, in order (generate, ingest, train, export, serve).
     """
@@ -143,10 +144,12 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
         print(f"\nserver stopped (exit code {code}); its log: {server_log}")
 
     print("\n=== [6/6] metrics on the eval split (full catalog, training items excluded)")
-    for k in sorted(report.metrics["model"]):
-        model, baseline = report.metrics["model"][k], report.metrics["popularity"][k]
-        print(f"  Recall@{k:<3} model {model:.4f}   popularity baseline {baseline:.4f}   "
+    for name, model in report.metrics["model"].items():
+        baseline = report.metrics["popularity"][name]
+        print(f"  {name:<10} model {model:.4f}   popularity baseline {baseline:.4f}   "
               f"lift x{model / baseline if baseline else float('inf'):.2f}")  # fmt: skip
+    for name, value in report.metrics.get("ranking", {}).items():
+        print(f"  ranking {name:<10} {value:.4f}")
     print(f"\nTensorBoard logs: tensorboard --logdir {os.path.join(run, 'tensorboard')}")
     timings = ", ".join(f"{name} {sec:.0f} s" for name, sec in report.seconds.items())
     print(f"demo finished in {sum(report.seconds.values()):.0f} s ({timings})")

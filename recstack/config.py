@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from typing import Any, TypeVar
 
 import yaml
@@ -33,19 +34,41 @@ def read_yaml(path: str) -> dict[str, Any]:
 def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
     """Builds dataclass `cls` from `values`, rejecting keys that are not fields.
 
-    Tuple-typed fields accept YAML lists.
+    Tuple-typed fields accept YAML lists; a field whose type is itself a dataclass accepts a
+    mapping (a nested section), built the same way.
 
     Raises:
       ValueError: a key is not a field of `cls` (the message lists the valid ones).
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
+    where = where or cls.__name__
     if unknown:
-        raise ValueError(
-            f"{where or cls.__name__}: unknown key(s) {unknown}; valid keys are {sorted(fields)}"
-        )
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        kind = hints.get(key)
+        if isinstance(value, dict) and dataclasses.is_dataclass(kind):
+            value = from_dict(kind, value, where=f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
     return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """JSON/YAML-ready form of a config dataclass (nested ones too; tuples become lists);
+    `from_dict(type(config), to_dict(config))` rebuilds it."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(config)
 
 
 def load_section(path: str | None, section: str, cls: type[T], **overrides: Any) -> T:

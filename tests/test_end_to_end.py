@@ -66,8 +66,8 @@ def test_rows_in_equal_rows_written_plus_dead_letters(stack):
 
 def test_model_beats_popularity_at_recall_50(stack):
     metrics = stack["result"].metrics
-    assert metrics["model"][50] > metrics["popularity"][50]
-    assert metrics["model"][10] > metrics["popularity"][10]
+    for name in ("recall@10", "recall@50", "ndcg@10", "mrr"):
+        assert metrics["model"][name] > metrics["popularity"][name], name
 
 
 def test_grpc_answer_equals_in_process_savedmodel(stack):
@@ -135,7 +135,7 @@ def test_tensorboard_has_loss_and_recall_scalars(stack):
         "loss" in tag for tag in train_events.Tags()["tensors"] + train_events.Tags()["scalars"]
     )
     eval_tags = eval_events.Tags()["tensors"] + eval_events.Tags()["scalars"]
-    assert {"recall_at_10", "recall_at_50", "popularity_recall_at_50"} <= set(eval_tags)
+    assert {"recall@10", "recall@50", "ndcg@10", "mrr", "popularity_recall@50"} <= set(eval_tags)
 
 
 def test_cli_query_unknown_model_exits_with_the_grpc_status(stack):

@@ -35,10 +35,12 @@ class CheckpointEachEpoch(tf_keras.callbacks.Callback):
 
 
 class RetrievalEvaluation(tf_keras.callbacks.Callback):
-    """Full-corpus recall@k of the model and of the popularity baseline after every epoch.
+    """Full-corpus retrieval metrics of the model and of the popularity baseline per epoch.
 
-    Writes TensorBoard scalars `recall_at_<k>` and `popularity_recall_at_<k>` under `log_dir`
-    and keeps the latest figures in `self.latest` (`{"model": {k: r}, "popularity": {k: r}}`).
+    Writes TensorBoard scalars `<metric>` and `popularity_<metric>` (`evaluation.metric_names`,
+    e.g. `recall@10`, `ndcg@10`, `mrr`) under `log_dir`, adds `eval_<metric>` to the epoch
+    logs, and keeps the latest figures in `self.latest` (`{"model": {name: value},
+    "popularity": {name: value}}`).
     """
 
     def __init__(self, eval_set: evaluation.EvalSet, ks: tuple[int, ...], log_dir: str) -> None:
@@ -47,21 +49,23 @@ class RetrievalEvaluation(tf_keras.callbacks.Callback):
         self.ks = ks
         self.writer = tf.summary.create_file_writer(log_dir)
         self.popularity = evaluation.evaluate(evaluation.popularity_scorer(eval_set), eval_set, ks)
-        self.latest: dict[str, dict[int, float]] = {"popularity": self.popularity}
+        self.latest: dict[str, dict[str, float]] = {"popularity": self.popularity}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         items = self.model.embed_items(self.eval_set.corpus_ids)
-        scorer = evaluation.embedding_scorer(self.model.embed_users, items)
-        recall = evaluation.evaluate(scorer, self.eval_set, self.ks)
-        self.latest["model"] = recall
+        queries = self.model.embed_queries(self.eval_set.queries)
+        scorer = evaluation.embedding_scorer(queries, items)
+        metrics = evaluation.evaluate(scorer, self.eval_set, self.ks)
+        self.latest["model"] = metrics
         with self.writer.as_default(step=epoch + 1):
-            for k in self.ks:
-                tf.summary.scalar(f"recall_at_{k}", recall[k])
-                tf.summary.scalar(f"popularity_recall_at_{k}", self.popularity[k])
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+                tf.summary.scalar(f"popularity_{name}", self.popularity[name])
         self.writer.flush()
         if logs is not None:
-            logs.update({f"eval_recall_at_{k}": recall[k] for k in self.ks})
+            logs.update({f"eval_{name}": value for name, value in metrics.items()})
         figures = ", ".join(
-            f"R@{k} {recall[k]:.4f} (popularity {self.popularity[k]:.4f})" for k in self.ks
+            f"{name} {value:.4f} (popularity {self.popularity[name]:.4f})"
+            for name, value in metrics.items()
         )
         log.info("epoch %d eval: %s", epoch + 1, figures)

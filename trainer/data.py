@@ -112,3 +112,32 @@ def read_columns(
             values = np.array([v.decode("utf-8") for v in values], dtype=object)
         result[name] = values
     return result
+
+
+def model_features(batch: dict[str, tf.Tensor], history_length: int) -> dict[str, tf.Tensor]:
+    """Parsed examples -> model inputs: the history as the dense `[batch, history_length]`
+    most recent ids (`history.dense_history`; `[batch, 1]` of padding when history is off),
+    the history timestamps dropped."""
+    from trainer.history import dense_history
+
+    features = {k: v for k, v in batch.items() if k != F.HISTORY_TIMESTAMPS}
+    features[F.HISTORY_ITEM_IDS] = dense_history(batch[F.HISTORY_ITEM_IDS], max(history_length, 1))
+    return features
+
+
+def make_training_dataset(
+    pattern: str,
+    batch_size: int,
+    history_length: int,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """`make_dataset` of interaction examples mapped through `model_features`: dicts of
+    `[batch]` tensors and a `[batch, history_length]` history."""
+    dataset = make_dataset(pattern, batch_size, shuffle_buffer=shuffle_buffer, seed=seed)
+    if drop_remainder:
+        dataset = dataset.unbatch().batch(batch_size, drop_remainder=True)
+    return dataset.map(
+        lambda b: model_features(b, history_length), num_parallel_calls=tf.data.AUTOTUNE
+    ).prefetch(tf.data.AUTOTUNE)

@@ -2,7 +2,11 @@
 
 Protocol: every catalog item is a candidate; each user's training items are excluded from their
 ranking; the relevant set is the user's distinct eval items that were not in their training
-items. Users with no such item are skipped.
+items. Users with no such item are skipped. Each user's query is the features of their first
+eval event (history strictly before it, its hour and weekday), as at serving time.
+
+Metrics (`metric_names`): `recall@k` and `ndcg@k` for every cut-off, and `mrr` within the
+largest cut-off.
 """
 
 from __future__ import annotations
@@ -15,7 +19,14 @@ import numpy as np
 
 from recstack import features as F
 from trainer import data
-from trainer.retrieval_metrics import recall_at_k, top_k_excluding
+from trainer.retrieval_metrics import mean_reciprocal_rank, ndcg_at_k, recall_at_k, top_k_excluding
+
+MRR = "mrr"
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    """Names of the retrieval metrics for cut-offs `ks`, in report order."""
+    return [*(f"recall@{k}" for k in ks), *(f"ndcg@{k}" for k in ks), MRR]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +39,9 @@ class EvalSet:
       users: `[num_users]` ids of the evaluated users.
       exclude: Per user, int array of their training items' corpus indices.
       relevant: Per user, set of relevant corpus indices.
+      queries: Query features of each user (`F.USER_ID` `[num_users]`, `F.HISTORY_ITEM_IDS`
+        `[num_users, history_length]` padded with "", `F.HOUR`, `F.WEEKDAY` `[num_users]`),
+        taken from the user's first eval event.
     """
 
     corpus_ids: np.ndarray
@@ -35,15 +49,14 @@ class EvalSet:
     users: np.ndarray
     exclude: list[np.ndarray]
     relevant: list[set[int]]
+    queries: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-def build_eval_set(layout: F.DataLayout) -> EvalSet:
+def build_eval_set(layout: F.DataLayout, history_length: int = 20) -> EvalSet:
     """Reads the item corpus and the train/eval splits of an ingested data directory."""
     corpus_ids = data.read_columns(layout.items_pattern, (F.ITEM_ID,), F.ITEM_FEATURES)[F.ITEM_ID]
     index = {item: i for i, item in enumerate(corpus_ids)}
     train = data.read_columns(layout.train_pattern, (F.USER_ID, F.ITEM_ID))
-    evaluation = data.read_columns(layout.eval_pattern, (F.USER_ID, F.ITEM_ID))
-
     popularity = np.zeros(len(corpus_ids), dtype=np.int64)
     seen: dict[str, set[int]] = defaultdict(set)
     for user, item in zip(train[F.USER_ID], train[F.ITEM_ID], strict=True):
@@ -51,16 +64,33 @@ def build_eval_set(layout: F.DataLayout) -> EvalSet:
             popularity[index[item]] += 1
             seen[user].add(index[item])
     wanted: dict[str, set[int]] = defaultdict(set)
-    for user, item in zip(evaluation[F.USER_ID], evaluation[F.ITEM_ID], strict=True):
-        if item in index and index[item] not in seen[user]:
-            wanted[user].add(index[item])
+    first: dict[str, tuple] = {}
+    length = max(history_length, 1)
+    for batch in data.make_training_dataset(layout.eval_pattern, 4096, length):
+        columns = [batch[n].numpy() for n in (F.USER_ID, F.ITEM_ID, F.TIMESTAMP,
+                                               F.HISTORY_ITEM_IDS, F.HOUR, F.WEEKDAY)]  # fmt: skip
+        for user, item, timestamp, history, hour, weekday in zip(*columns, strict=True):
+            user, item = user.decode(), item.decode()
+            if item in index and index[item] not in seen[user]:
+                wanted[user].add(index[item])
+            if user not in first or timestamp < first[user][0]:
+                first[user] = (timestamp, [h.decode() for h in history], hour, weekday)
     users = sorted(wanted)
+    queries = {
+        F.USER_ID: np.array(users, dtype=object),
+        F.HISTORY_ITEM_IDS: np.array([first[u][1] for u in users], dtype=object).reshape(
+            len(users), length
+        ),
+        F.HOUR: np.array([first[u][2] for u in users], dtype=np.int64),
+        F.WEEKDAY: np.array([first[u][3] for u in users], dtype=np.int64),
+    }
     return EvalSet(
         corpus_ids=corpus_ids,
         popularity=popularity,
         users=np.array(users, dtype=object),
         exclude=[np.fromiter(seen[u], dtype=np.int64) for u in users],
         relevant=[wanted[u] for u in users],
+        queries=queries,
     )
 
 
@@ -69,35 +99,47 @@ def evaluate(
     eval_set: EvalSet,
     ks: Sequence[int],
     batch_size: int = 1024,
-) -> dict[int, float]:
-    """Recall@k of a scorer over all evaluated users.
+) -> dict[str, float]:
+    """Retrieval metrics of a scorer over all evaluated users.
 
     Args:
-      score_batch: `[b]` user ids -> `[b, num_items]` scores over `eval_set.corpus_ids`.
+      score_batch: `[b]` indices into `eval_set.users` -> `[b, num_items]` scores over
+        `eval_set.corpus_ids`.
       eval_set: Users, exclusions and relevant items.
       ks: Cut-offs.
       batch_size: Users scored at once.
+
+    Returns:
+      `{name: value}` for `metric_names(ks)`.
     """
     k = min(max(ks), len(eval_set.corpus_ids))
     tops = []
     for start in range(0, len(eval_set.users), batch_size):
-        users = eval_set.users[start : start + batch_size]
-        tops.append(
-            top_k_excluding(score_batch(users), eval_set.exclude[start : start + batch_size], k)
-        )
+        rows = np.arange(start, min(start + batch_size, len(eval_set.users)))
+        tops.append(top_k_excluding(score_batch(rows), [eval_set.exclude[r] for r in rows], k))
     if not tops:
-        return dict.fromkeys(ks, 0.0)
-    return recall_at_k(np.concatenate(tops), eval_set.relevant, ks)
+        return dict.fromkeys(metric_names(ks), 0.0)
+    top = np.concatenate(tops)
+    if top.shape[1] < max(ks):  # A corpus smaller than the largest cut-off.
+        top = np.pad(top, ((0, 0), (0, max(ks) - top.shape[1])), constant_values=-1)
+    recall = recall_at_k(top, eval_set.relevant, ks)
+    ndcg = ndcg_at_k(top, eval_set.relevant, ks)
+    return {
+        **{f"recall@{k}": recall[k] for k in ks},
+        **{f"ndcg@{k}": ndcg[k] for k in ks},
+        MRR: mean_reciprocal_rank(top, eval_set.relevant),
+    }
 
 
 def popularity_scorer(eval_set: EvalSet) -> Callable[[np.ndarray], np.ndarray]:
     """Scores every user with the items' training counts (the popularity baseline)."""
     scores = eval_set.popularity.astype(np.float64)
-    return lambda users: np.broadcast_to(scores, (len(users), len(scores)))
+    return lambda rows: np.broadcast_to(scores, (len(rows), len(scores)))
 
 
 def embedding_scorer(
-    embed_users: Callable[[np.ndarray], np.ndarray], item_embeddings: np.ndarray
+    query_embeddings: np.ndarray, item_embeddings: np.ndarray
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Dot-product scorer: `embed_users([b]) @ item_embeddings[num_items, d].T`."""
-    return lambda users: embed_users(users) @ item_embeddings.T
+    """Dot-product scorer: `query_embeddings[rows] @ item_embeddings[num_items, d].T`, the
+    query embeddings being `[num_users, d]` in `EvalSet.users` order."""
+    return lambda rows: query_embeddings[rows] @ item_embeddings.T

@@ -2,9 +2,11 @@
 
 `<base_path>/retrieval/<version>/` holds a SavedModel whose `serving_default` signature takes
 `user_id` (string `[batch]`) and returns `item_ids`, `titles` (string `[batch, k]`) and `scores`
-(float32 `[batch, k]`) from a ScaNN index over every catalog item. The version directory is
-written under a temporary name and renamed when complete, so a server polling the base path
-never sees half a model.
+(float32 `[batch, k]`) from a ScaNN index over every catalog item. The query tower's other
+inputs are filled in the graph: the user's most recent items from the ingested interactions
+(all splits; none for an unknown user) and the hour and weekday of the request (UTC). The
+version directory is written under a temporary name and renamed when complete, so a server
+polling the base path never sees half a model.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tensorflow_recommenders as tfrs
 
 from recstack import features as F
 from trainer import data, files
+from trainer.history import dense_history
 from trainer.retrieval_metrics import top_k_excluding
 from trainer.train import restore_model
 
@@ -74,27 +77,75 @@ class ExportConfig:
 
 
 class RetrievalServing(tf.Module):
-    """The exported module: a ScaNN index over the catalog plus an item-id -> title table."""
+    """The exported module: a ScaNN index over the catalog, each user's recent items, and an
+    item-id -> title table."""
 
-    def __init__(self, index: tfrs.layers.factorized_top_k.ScaNN, titles: dict[str, str]):
+    def __init__(
+        self,
+        index: tfrs.layers.factorized_top_k.ScaNN,
+        titles: dict[str, str],
+        histories: dict[str, list[str]],
+        history_length: int,
+    ) -> None:
         super().__init__()
         self.index = index
-        self.titles = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(list(titles)), tf.constant(list(titles.values()))
-            ),
-            default_value="",
+        self.history_length = max(history_length, 1)
+        self.titles = _string_table(list(titles), list(titles.values()))
+        # Each user's history as one separator-joined string; split back in the graph.
+        self.histories = _string_table(
+            list(histories), [HISTORY_SEPARATOR.join(h) for h in histories.values()]
         )
+
+    def query_features(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`[batch]` user ids -> the query tower's features, looked up and timed now."""
+        joined = self.histories.lookup(user_id)
+        history = tf.strings.split(joined, HISTORY_SEPARATOR)
+        history = tf.ragged.boolean_mask(history, tf.not_equal(history, ""))
+        seconds = tf.cast(tf.timestamp(), tf.int64)
+        batch = tf.shape(user_id, out_type=tf.int64)[0]
+        return {
+            F.USER_ID: user_id,
+            F.HISTORY_ITEM_IDS: dense_history(history, self.history_length),
+            F.HOUR: tf.fill([batch], seconds // 3600 % 24),
+            F.WEEKDAY: tf.fill([batch], (seconds // 86400 + 3) % 7),  # 1970-01-01 was a Thursday.
+        }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=F.INPUT_USER_ID)])
     def serve(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-k items for each user id: `[batch]` -> `{item_ids, titles, scores}: [batch, k]`."""
-        scores, item_ids = self.index(user_id)
+        scores, item_ids = self.index(self.query_features(user_id))
         return {
             F.OUTPUT_ITEM_IDS: item_ids,
             F.OUTPUT_TITLES: self.titles.lookup(item_ids),
             F.OUTPUT_SCORES: scores,
         }
+
+
+#: Joins a user's history items in the exported table (a control character, never in ids).
+HISTORY_SEPARATOR = "\x1f"
+
+
+def _string_table(keys: list[str], values: list[str]) -> tf.lookup.StaticHashTable:
+    if not keys:  # A table needs one entry; this one is never asked for.
+        keys, values = [HISTORY_SEPARATOR], [""]
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)),
+        default_value="",
+    )
+
+
+def recent_histories(layout: F.DataLayout, length: int) -> dict[str, list[str]]:
+    """Each user's `length` most recent items (oldest first) over all ingested splits."""
+    events: dict[str, list[tuple[int, str]]] = {}
+    for pattern in (layout.train_pattern, layout.eval_pattern, layout.test_pattern):
+        if not tf.io.gfile.glob(pattern):
+            continue
+        columns = data.read_columns(pattern, (F.USER_ID, F.ITEM_ID, F.TIMESTAMP))
+        for user, item, timestamp in zip(
+            columns[F.USER_ID], columns[F.ITEM_ID], columns[F.TIMESTAMP], strict=True
+        ):
+            events.setdefault(user, []).append((int(timestamp), item))
+    return {user: [item for _, item in sorted(pairs)[-length:]] for user, pairs in events.items()}
 
 
 def next_version(model_dir: str) -> int:
@@ -114,20 +165,21 @@ def _read_catalog(layout: F.DataLayout) -> tuple[np.ndarray, dict[str, str]]:
 
 def _scann_recall(
     index: tfrs.layers.factorized_top_k.ScaNN,
-    model,
+    query_embeddings: np.ndarray,
+    queries: dict[str, tf.Tensor],
     item_embeddings: np.ndarray,
     item_ids: np.ndarray,
-    users: np.ndarray,
     k: int,
 ) -> float:
-    """Share of the exact top-k (brute force) that ScaNN returns, over `users`."""
-    exact = top_k_excluding(model.embed_users(users) @ item_embeddings.T,
-                            [np.array([], np.int64)] * len(users), k)  # fmt: skip
-    _, approx = index(tf.constant(users))
+    """Share of the exact top-k (brute force) that ScaNN returns, over the sample queries."""
+    n = len(query_embeddings)
+    exact = top_k_excluding(query_embeddings @ item_embeddings.T,
+                            [np.array([], np.int64)] * n, k)  # fmt: skip
+    _, approx = index(queries)
     approx = approx.numpy().astype(str)
     hits = sum(len(set(item_ids[row].tolist()) & set(got.tolist()))
                for row, got in zip(exact, approx, strict=True))  # fmt: skip
-    return hits / (len(users) * k)
+    return hits / (n * k) if n else 1.0
 
 
 def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
@@ -141,7 +193,7 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
     Returns:
       Path of the written version directory.
     """
-    model, _, data_dir = restore_model(run_dir)
+    model, train_config, data_dir = restore_model(run_dir)
     item_ids, titles = _read_catalog(F.DataLayout(data_dir))
     params = config.resolved(len(item_ids))
     log.info("indexing %d catalog items with ScaNN %s", len(item_ids), params)
@@ -150,11 +202,13 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
     index.index(
         candidates=tf.constant(item_embeddings), identifiers=tf.constant(item_ids.astype(str))
     )
-    users = np.array(model.query_model.vocabulary[: config.recall_sample_queries], dtype=object)
-    recall = _scann_recall(index, model, item_embeddings, item_ids, users, params["k"])
+    histories = recent_histories(F.DataLayout(data_dir), train_config.query.history_length)
+    module = RetrievalServing(index, titles, histories, train_config.query.history_length)
+    users = tf.constant(model.query_model.vocabulary[: config.recall_sample_queries])
+    queries = module.query_features(users)
+    recall = _scann_recall(index, model.query_model(queries).numpy(), queries, item_embeddings,
+                           item_ids, params["k"])  # fmt: skip
     log.info("ScaNN recall@%d vs exact search on %d users: %.4f", params["k"], len(users), recall)
-
-    module = RetrievalServing(index, titles)
     model_dir = os.path.join(base_path, F.MODEL_RETRIEVAL)
     version = next_version(model_dir)
     final = os.path.join(model_dir, str(version))

@@ -64,3 +64,44 @@ def recall_at_k(
         for k in ks:
             totals[k] += len(items.intersection(row[:k].tolist())) / len(items)
     return {k: (totals[k] / counted if counted else 0.0) for k in ks}
+
+
+def ndcg_at_k(
+    top_k: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int]
+) -> dict[int, float]:
+    """Mean over queries of DCG@k / ideal DCG@k, with binary relevance.
+
+    DCG@k = sum over ranks r = 1..k of [item at r is relevant] / log2(r + 1); the ideal DCG
+    puts min(|relevant|, k) relevant items first. Queries with no relevant item are skipped.
+
+    Args/Returns: as `recall_at_k`.
+    """
+    if top_k.shape[1] < max(ks):
+        raise ValueError(f"top_k has {top_k.shape[1]} columns; ks={list(ks)} needs {max(ks)}")
+    discounts = 1.0 / np.log2(np.arange(2, top_k.shape[1] + 2))
+    totals = dict.fromkeys(ks, 0.0)
+    counted = 0
+    for row, items in zip(top_k, relevant, strict=True):
+        if not items:
+            continue
+        counted += 1
+        gains = np.fromiter((item in items for item in row.tolist()), dtype=np.float64)
+        for k in ks:
+            ideal = discounts[: min(len(items), k)].sum()
+            totals[k] += float(gains[:k] @ discounts[:k] / ideal)
+    return {k: (totals[k] / counted if counted else 0.0) for k in ks}
+
+
+def mean_reciprocal_rank(top_k: np.ndarray, relevant: Sequence[set[int]]) -> float:
+    """Mean over queries of 1 / rank of the first relevant item within `top_k` (0 when none is
+    there), i.e. MRR@K for K = `top_k.shape[1]`. Queries with no relevant item are skipped."""
+    total, counted = 0.0, 0
+    for row, items in zip(top_k, relevant, strict=True):
+        if not items:
+            continue
+        counted += 1
+        for rank, item in enumerate(row.tolist(), start=1):
+            if item in items:
+                total += 1.0 / rank
+                break
+    return total / counted if counted else 0.0

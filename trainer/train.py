@@ -1,11 +1,14 @@
-"""Trains the retrieval model from an ingested data directory into a run directory.
+"""Trains the recommender from an ingested data directory into a run directory.
 
 Run directory layout (what `recstack export` and TensorBoard read):
   run_config.json      the TrainConfig and the data directory it was trained on
   checkpoints/         tf.train checkpoints, one per epoch (the latest is exported)
   backup/              BackupAndRestore state while fit runs (resumes an interrupted run)
-  tensorboard/         train/ (loss, learning rate) and eval/ (recall@k vs popularity)
-  metrics.json         final eval recall@k of the model and of the popularity baseline
+  tensorboard/         train/ and validation/ (losses, ranking metric), eval/ (retrieval
+                       metrics vs popularity)
+  metrics.json         final eval metrics of the model and of the popularity baseline
+
+Checkpoints and TensorBoard logs may live elsewhere (`RunPaths`), as Vertex AI asks.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras
 
+from recstack import config as config_lib
 from recstack import features as F
-from trainer import callbacks, data, evaluation, files
+from trainer import callbacks, data, evaluation, files, text_inputs
+from trainer.catalog import read_catalog
 from trainer.config import TrainConfig
-from trainer.model import TwoTowerModel
+from trainer.distribute import make_strategy, writer_dir
+from trainer.model import RecommenderModel
 
 log = logging.getLogger(__name__)
 
@@ -33,90 +39,160 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes.
+
+    Attributes:
+      run_dir: Run config and metrics (and, by default, everything else).
+      checkpoint_dir: Checkpoints and the BackupAndRestore state; default `run_dir`.
+      tensorboard_dir: TensorBoard logs; default `run_dir/tensorboard`.
+    """
+
+    run_dir: str
+    checkpoint_dir: str = ""
+    tensorboard_dir: str = ""
+
+    @property
+    def checkpoints(self) -> str:
+        return os.path.join(self.checkpoint_dir or self.run_dir, CHECKPOINT_DIR)
+
+    @property
+    def backup(self) -> str:
+        return os.path.join(self.checkpoint_dir or self.run_dir, BACKUP_DIR)
+
+    @property
+    def tensorboard(self) -> str:
+        return self.tensorboard_dir or os.path.join(self.run_dir, TENSORBOARD_DIR)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainResult:
     """What a finished training run produced.
 
     Attributes:
       run_dir: The run directory.
-      metrics: `{"model": {k: recall}, "popularity": {k: recall}}` on the eval split.
+      metrics: `{"model": {name: value}, "popularity": {name: value}}` on the eval split
+        (`evaluation.metric_names`), plus `"ranking": {...}` with a ranking task.
       checkpoint: Path prefix of the last checkpoint.
     """
 
     run_dir: str
-    metrics: dict[str, dict[int, float]]
+    metrics: dict[str, dict[str, float]]
     checkpoint: str
 
 
-def build_model(config: TrainConfig, data_dir: str) -> TwoTowerModel:
-    """The compiled (untrained) model for the vocabularies of `data_dir`."""
+def build_model(config: TrainConfig, data_dir: str) -> RecommenderModel:
+    """The compiled (untrained) model for the vocabularies and catalog of `data_dir`; call it
+    inside the strategy's scope."""
     layout = F.DataLayout(data_dir)
-    model = TwoTowerModel(
-        data.read_vocabulary(layout.user_vocab), data.read_vocabulary(layout.item_vocab), config
+    catalog = read_catalog(layout)
+    text_vectors, text_encoder = text_inputs.build(config.text, config.embedding_dim, catalog)
+    model = RecommenderModel(
+        data.read_vocabulary(layout.user_vocab),
+        data.read_vocabulary(layout.item_vocab),
+        catalog,
+        config,
+        text_vectors=text_vectors,
+        text_encoder=text_encoder,
     )
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=config.learning_rate))
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(learning_rate=config.learning_rate),
+        jit_compile=config.hardware.jit_compile,
+        steps_per_execution=config.hardware.steps_per_execution,
+    )
     return model
+
+
+def _dataset(pattern: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
+    dataset = data.make_training_dataset(
+        pattern,
+        config.batch_size,
+        config.query.history_length,
+        shuffle_buffer=config.shuffle_buffer if shuffle else 0,
+        seed=config.seed,
+    )
+    options = tf.data.Options()
+    # Shard by element: the data may have fewer files than there are workers.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def train(
     config: TrainConfig,
     data_dir: str,
-    run_dir: str,
+    run_dir: str | RunPaths,
     verbose: int = 2,
     extra_callbacks: Sequence[tf_keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Trains, evaluates after every epoch, checkpoints, and writes TensorBoard logs.
 
-    A run interrupted mid-way (even by SIGKILL) resumes from its last completed epoch when
-    called again with the same `run_dir`.
+    A run interrupted mid-way (even by SIGKILL) resumes from its last backup (every
+    `checkpoint_steps` steps, else every epoch) when called again with the same paths.
 
     Args:
       config: Hyperparameters.
       data_dir: Output directory of `recstack ingest`.
-      run_dir: Where checkpoints, logs and metrics go (created if missing).
+      run_dir: Run directory, or `RunPaths` placing checkpoints and logs elsewhere.
       verbose: Keras fit verbosity (1 = progress bar, 2 = one line per epoch).
-      extra_callbacks: More Keras callbacks (early stopping, custom logging...), run after
-        the built-in ones.
+      extra_callbacks: More Keras callbacks, run after the built-in ones.
     """
+    paths = run_dir if isinstance(run_dir, RunPaths) else RunPaths(run_dir)
     tf_keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.hardware)
     layout = F.DataLayout(data_dir)
-    files.ensure_dir(run_dir)
+    files.ensure_dir(paths.run_dir)
     files.write_json(
-        os.path.join(run_dir, RUN_CONFIG_FILE), {"data_dir": data_dir, "train": config.to_dict()}
+        os.path.join(paths.run_dir, RUN_CONFIG_FILE),
+        {"data_dir": data_dir, "train": config.to_dict()},
     )
-    model = build_model(config, data_dir)
-    train_data = data.make_dataset(
-        layout.train_pattern, config.batch_size, shuffle_buffer=config.shuffle_buffer,
-        seed=config.seed,
-    )  # fmt: skip
+    with strategy.scope():
+        model = build_model(config, data_dir)
+    train_data = _dataset(layout.train_pattern, config, shuffle=True)
+    eval_data = _dataset(layout.eval_pattern, config, shuffle=False)
     evaluator = callbacks.RetrievalEvaluation(
-        evaluation.build_eval_set(layout),
+        evaluation.build_eval_set(layout, config.query.history_length),
         config.eval_ks,
-        os.path.join(run_dir, TENSORBOARD_DIR, "eval"),
+        writer_dir(os.path.join(paths.tensorboard, "eval"), strategy),
     )
     model(next(iter(train_data)))  # Builds the variables so BackupAndRestore can restore them.
+    save_freq = config.checkpoint_steps or "epoch"
     model.fit(
         train_data,
         epochs=config.epochs,
+        validation_data=eval_data,
         verbose=verbose,
         callbacks=[
-            tf_keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR)),
+            tf_keras.callbacks.BackupAndRestore(paths.backup, save_freq=save_freq),
             tf_keras.callbacks.TensorBoard(
-                os.path.join(run_dir, TENSORBOARD_DIR), update_freq="epoch"
+                writer_dir(paths.tensorboard, strategy), update_freq="epoch"
             ),
-            callbacks.CheckpointEachEpoch(os.path.join(run_dir, CHECKPOINT_DIR)),
+            callbacks.CheckpointEachEpoch(writer_dir(paths.checkpoints, strategy)),
             evaluator,
             *extra_callbacks,
         ],
     )
     if "model" not in evaluator.latest:  # Resumed after the last epoch had already finished.
         evaluator.on_epoch_end(config.epochs - 1)
-    files.write_json(os.path.join(run_dir, METRICS_FILE), evaluator.latest)
-    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
-    log.info("trained %s; checkpoint %s", run_dir, checkpoint)
-    return TrainResult(run_dir=run_dir, metrics=evaluator.latest, checkpoint=checkpoint)
+    metrics = dict(evaluator.latest)
+    if model.ranker is not None:
+        results = model.evaluate(eval_data, verbose=0, return_dict=True)
+        metrics["ranking"] = {k: float(v) for k, v in results.items()
+                              if k in ("rmse", "auc", "ranking_loss")}  # fmt: skip
+    files.write_json(os.path.join(paths.run_dir, METRICS_FILE), metrics)
+    checkpoint = tf.train.latest_checkpoint(paths.checkpoints)
+    log.info("trained %s; checkpoint %s", paths.run_dir, checkpoint)
+    return TrainResult(run_dir=paths.run_dir, metrics=metrics, checkpoint=checkpoint)
 
 
-def restore_model(run_dir: str) -> tuple[TwoTowerModel, TrainConfig, str]:
+def load_run_config(run_dir: str) -> tuple[TrainConfig, str]:
+    """Returns the `(TrainConfig, data_dir)` a run was trained with."""
+    saved = files.read_json(os.path.join(run_dir, RUN_CONFIG_FILE))
+    return config_lib.from_dict(TrainConfig, saved["train"]), saved["data_dir"]
+
+
+def restore_model(
+    run_dir: str, checkpoint_dir: str = ""
+) -> tuple[RecommenderModel, TrainConfig, str]:
     """Rebuilds the model of a finished run from its config and latest checkpoint.
 
     Returns:
@@ -125,14 +201,11 @@ def restore_model(run_dir: str) -> tuple[TwoTowerModel, TrainConfig, str]:
     Raises:
       FileNotFoundError: the run has no checkpoint yet.
     """
-    saved = files.read_json(os.path.join(run_dir, RUN_CONFIG_FILE))
-    config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
-                            for k, v in saved["train"].items()})  # fmt: skip
-    model = build_model(config, saved["data_dir"])
-    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    config, data_dir = load_run_config(run_dir)
+    model = build_model(config, data_dir)
+    directory = RunPaths(run_dir, checkpoint_dir).checkpoints
+    checkpoint = tf.train.latest_checkpoint(directory)
     if checkpoint is None:
-        raise FileNotFoundError(
-            f"no checkpoint in {run_dir}/{CHECKPOINT_DIR}; run `recstack train`"
-        )
+        raise FileNotFoundError(f"no checkpoint in {directory}; run `recstack train`")
     tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-    return model, config, saved["data_dir"]
+    return model, config, data_dir

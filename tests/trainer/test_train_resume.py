@@ -38,7 +38,7 @@ def data_dir(tmp_path_factory):
 def _user_embeddings(checkpoint: str) -> np.ndarray:
     reader = tf.train.load_checkpoint(checkpoint)
     keys = [k for k in reader.get_variable_to_shape_map()
-            if "query_model" in k and k.endswith("embeddings/.ATTRIBUTES/VARIABLE_VALUE")
+            if "query_model/user_embedding/embedding/embeddings/.ATTRIBUTES" in k
             and "OPTIMIZER_SLOT" not in k]  # fmt: skip
     assert len(keys) == 1, keys
     return reader.get_tensor(keys[0])
@@ -52,7 +52,9 @@ class _RecordStart(tf_keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.weights_at_start is None:
-            self.weights_at_start = self.model.query_model.embedding.embeddings.numpy().copy()
+            self.weights_at_start = (
+                self.model.query_model.user_embedding.embedding.embeddings.numpy().copy()
+            )
         self.epochs.append(epoch)
 
 
@@ -62,6 +64,7 @@ def test_sigkilled_run_resumes_where_it_stopped(data_dir, tmp_path):
         import os, signal
         import recstack
         import tf_keras
+        from recstack.config import from_dict
         from trainer.config import TrainConfig
         from trainer.train import train
 
@@ -70,9 +73,9 @@ def test_sigkilled_run_resumes_where_it_stopped(data_dir, tmp_path):
                 if epoch == 1:
                     os.kill(os.getpid(), signal.SIGKILL)
 
-        train(TrainConfig(**{CONFIG.to_dict()!r}), {data_dir!r}, {run_dir!r},
+        train(from_dict(TrainConfig, {CONFIG.to_dict()!r}), {data_dir!r}, {run_dir!r},
               extra_callbacks=[KillAfterSecondEpoch()])
-    """).replace("'eval_ks': [10, 50]", "'eval_ks': (10, 50)")
+    """)
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     saved = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
