@@ -38,3 +38,28 @@ def test_recall_with_fewer_relevant_than_k_and_no_queries():
     assert recall_at_k(np.zeros((1, 2), int), [set()], (2,)) == {2: 0.0}
     with pytest.raises(ValueError, match="needs 5"):
         recall_at_k(np.zeros((1, 2), int), [{1}], (5,))
+
+
+def test_ndcg_by_hand():
+    from trainer.retrieval_metrics import ndcg_at_k
+
+    top = np.array([[5, 1, 7, 2], [0, 3, 4, 6]])
+    relevant = [{1, 2}, {9}]
+    got = ndcg_at_k(top, relevant, (2, 4))
+    # Row 0: hits at ranks 2 and 4; ideal puts 2 hits at ranks 1, 2. Row 1: no hit.
+    ideal = 1 + 1 / np.log2(3)
+    row0_k2 = (1 / np.log2(3)) / ideal
+    row0_k4 = (1 / np.log2(3) + 1 / np.log2(5)) / ideal
+    assert got[2] == pytest.approx(row0_k2 / 2)
+    assert got[4] == pytest.approx(row0_k4 / 2)
+    # A single relevant item at rank 1 is a perfect ranking.
+    assert ndcg_at_k(np.array([[3, 1]]), [{3}], (1, 2)) == {1: 1.0, 2: 1.0}
+
+
+def test_mrr_by_hand():
+    from trainer.retrieval_metrics import mean_reciprocal_rank
+
+    top = np.array([[5, 1, 7], [0, 3, 4], [8, 8, 8]])
+    # Ranks 2, 1 and none; the query with no relevant item is skipped.
+    assert mean_reciprocal_rank(top, [{1, 7}, {0}, {2}]) == pytest.approx((0.5 + 1 + 0) / 3)
+    assert mean_reciprocal_rank(top[:1], [set()]) == 0.0
