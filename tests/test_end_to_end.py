@@ -125,17 +125,21 @@ def test_cli_query_prints_titles(stack, capsys):
     assert all(any(t in line for t in titles) for line in lines)
 
 
-def test_tensorboard_has_loss_and_recall_scalars(stack):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def test_tensorboard_event_files_hold_the_expected_tags(stack):
+    from trainer.tensorboard import read_tags
 
-    run = stack["result"].run_dir
-    train_events = EventAccumulator(os.path.join(run, "tensorboard", "train")).Reload()
-    eval_events = EventAccumulator(os.path.join(run, "tensorboard", "eval")).Reload()
-    assert any(
-        "loss" in tag for tag in train_events.Tags()["tensors"] + train_events.Tags()["scalars"]
-    )
-    eval_tags = eval_events.Tags()["tensors"] + eval_events.Tags()["scalars"]
-    assert {"recall@10", "recall@50", "ndcg@10", "mrr", "popularity_recall@50"} <= set(eval_tags)
+    board = os.path.join(stack["result"].run_dir, "tensorboard")
+    tags = read_tags(board)
+    assert {"epoch_loss", "learning_rate", "examples_per_second", "losses/retrieval_loss",
+            "embeddings/item_id", "embeddings/user_id"} <= tags["train"]  # fmt: skip
+    assert {"epoch_retrieval_loss"} <= tags["validation"]
+    assert {"recall@10", "recall@50", "ndcg@10", "mrr", "popularity_recall@50"} <= tags["eval"]
+    assert {"_hparams_/experiment", "_hparams_/session_start_info", "eval/recall@10"} <= tags["."]
+    projector = os.path.join(board, "projector")
+    with open(os.path.join(projector, "metadata.tsv"), encoding="utf-8") as f:
+        rows = f.read().splitlines()
+    assert rows[0] == "item_id\ttitle" and len(rows) == 1 + len(stack["raw"].items)
+    assert os.path.exists(os.path.join(projector, "projector_config.pbtxt"))
 
 
 def test_cli_query_unknown_model_exits_with_the_grpc_status(stack):

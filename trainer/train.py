@@ -4,8 +4,10 @@ Run directory layout (what `recstack export` and TensorBoard read):
   run_config.json      the TrainConfig and the data directory it was trained on
   checkpoints/         tf.train checkpoints, one per epoch (the latest is exported)
   backup/              BackupAndRestore state while fit runs (resumes an interrupted run)
-  tensorboard/         train/ and validation/ (losses, ranking metric), eval/ (retrieval
-                       metrics vs popularity)
+  tensorboard/         train/ (Keras epoch scalars; step scalars: losses, learning rate,
+                       examples/sec; embedding histograms; an optional profiler trace),
+                       validation/, eval/ (retrieval metrics vs popularity), projector/
+                       (item embeddings with titles), and the hparams summary of the config
   metrics.json         final eval metrics of the model and of the popularity baseline
 
 Checkpoints and TensorBoard logs may live elsewhere (`RunPaths`), as Vertex AI asks.
@@ -24,7 +26,8 @@ import tf_keras
 from recstack import config as config_lib
 from recstack import features as F
 from trainer import callbacks, data, evaluation, files, text_inputs
-from trainer.catalog import read_catalog
+from trainer import tensorboard as tb
+from trainer.catalog import Catalog, read_catalog
 from trainer.config import TrainConfig
 from trainer.distribute import make_strategy, writer_dir
 from trainer.model import RecommenderModel
@@ -155,6 +158,9 @@ def train(
         writer_dir(os.path.join(paths.tensorboard, "eval"), strategy),
     )
     model(next(iter(train_data)))  # Builds the variables so BackupAndRestore can restore them.
+    board = writer_dir(paths.tensorboard, strategy)
+    metric_tags = [f"eval/{name}" for name in evaluation.metric_names(config.eval_ks)]
+    tb.write_hparams(board, config.to_dict(), metric_tags)
     save_freq = config.checkpoint_steps or "epoch"
     model.fit(
         train_data,
@@ -163,9 +169,8 @@ def train(
         verbose=verbose,
         callbacks=[
             tf_keras.callbacks.BackupAndRestore(paths.backup, save_freq=save_freq),
-            tf_keras.callbacks.TensorBoard(
-                writer_dir(paths.tensorboard, strategy), update_freq="epoch"
-            ),
+            tf_keras.callbacks.TensorBoard(board, update_freq="epoch"),
+            *_tensorboard_callbacks(config, model, read_catalog(layout), board),
             callbacks.CheckpointEachEpoch(writer_dir(paths.checkpoints, strategy)),
             evaluator,
             *extra_callbacks,
@@ -178,10 +183,43 @@ def train(
         results = model.evaluate(eval_data, verbose=0, return_dict=True)
         metrics["ranking"] = {k: float(v) for k, v in results.items()
                               if k in ("rmse", "auc", "ranking_loss")}  # fmt: skip
+    tb.write_final_metrics(
+        board, {f"eval/{name}": value for name, value in metrics["model"].items()}, config.epochs
+    )
     files.write_json(os.path.join(paths.run_dir, METRICS_FILE), metrics)
     checkpoint = tf.train.latest_checkpoint(paths.checkpoints)
     log.info("trained %s; checkpoint %s", paths.run_dir, checkpoint)
     return TrainResult(run_dir=paths.run_dir, metrics=metrics, checkpoint=checkpoint)
+
+
+def _tensorboard_callbacks(
+    config: TrainConfig, model: RecommenderModel, catalog: Catalog, board: str
+) -> list[tf_keras.callbacks.Callback]:
+    """Step scalars, embedding histograms, the item projector and the profiler window."""
+    settings = config.tensorboard
+    train_dir = os.path.join(board, "train")
+    result: list[tf_keras.callbacks.Callback] = [
+        tb.TrainingScalars(train_dir, settings.update_steps, batch_size=config.batch_size)
+    ]
+    if settings.histograms:
+        tables = {
+            "item_id": model.item_embedding.embedding.embeddings,
+            "user_id": model.query_model.user_embedding.embedding.embeddings,
+        }
+        result.append(tb.EmbeddingHistograms(train_dir, tables))
+    if settings.projector_items:
+        ids = catalog.ids[: settings.projector_items]
+        result.append(
+            tb.EmbeddingProjector(
+                os.path.join(board, "projector"),
+                lambda: model.embed_items(ids),
+                ids,
+                catalog.titles[: settings.projector_items],
+            )  # fmt: skip
+        )
+    if settings.profile_steps:
+        result.append(tb.ProfilerWindow(train_dir, tuple(settings.profile_steps)))
+    return result
 
 
 def load_run_config(run_dir: str) -> tuple[TrainConfig, str]:
