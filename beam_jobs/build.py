@@ -153,7 +153,8 @@ class BuildShardFn(beam.DoFn):
     """Builds and writes one shard; see the module docstring.
 
     Input is `(shard index, lists of event tuples)` from a GroupByKey. Main output: nothing;
-    tagged outputs: `WRITTEN_TAG` the shard index, `USER_VOCAB_TAG` `(user, train events, first train time)`,
+    tagged outputs: `WRITTEN_TAG` the shard index, `USER_VOCAB_TAG` `(user, train events,
+    first train time)`,
     `ITEM_COUNTS_TAG` `(bucket, {item: (events, train events, first train time)})` (the
     shard's items, split into `num_shards` buckets by `item_bucket`: a few large elements
     instead of one per item and shard), `ACTIVITY_TAG`

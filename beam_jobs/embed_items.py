@@ -138,14 +138,15 @@ def text_encoder_handler(
       output_key: Signature output holding the vectors; "" for the only output.
 
     Returns:
-      A `KeyedModelHandler` over `TFModelHandlerTensor`, mapping `(key, scalar string tensor)`
+      A `KeyedModelHandler` over `TFModelHandlerTensor` (which first imports tensorflow_text,
+      see `beam_jobs.text_model_handler`), mapping `(key, scalar string tensor)`
       to `(key, PredictionResult)`.
 
     Raises:
       ImportError: `tensorflow_hub`, which Beam's TensorFlow handler imports, is missing.
     """
     try:  # Lazy: the handler's module imports TensorFlow and tensorflow_hub.
-        from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor
+        from beam_jobs.text_model_handler import TextModelHandler
     except ModuleNotFoundError as e:
         raise ImportError(
             f"Beam's TensorFlow model handler needs {e.name!r}, which is not installed; "
@@ -153,7 +154,7 @@ def text_encoder_handler(
         ) from e
 
     return KeyedModelHandler(
-        TFModelHandlerTensor(
+        TextModelHandler(
             model_path,
             inference_fn=functools.partial(encode_batch, output_key=output_key),
             min_batch_size=min_batch_size,
