@@ -29,7 +29,7 @@ from trainer import callbacks, data, evaluation, files, text_inputs
 from trainer import tensorboard as tb
 from trainer.catalog import Catalog, read_catalog
 from trainer.config import TrainConfig
-from trainer.distribute import make_strategy, writer_dir
+from trainer.distribute import is_chief, make_strategy, writer_dir
 from trainer.model import RecommenderModel
 
 log = logging.getLogger(__name__)
@@ -143,21 +143,25 @@ def train(
     tf_keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.hardware)
     layout = F.DataLayout(data_dir)
-    files.ensure_dir(paths.run_dir)
-    files.write_json(
-        os.path.join(paths.run_dir, RUN_CONFIG_FILE),
-        {"data_dir": data_dir, "train": config.to_dict()},
-    )
-    with strategy.scope():
-        model = build_model(config, data_dir)
+    chief = is_chief(strategy)  # Other workers compute the same results and write nothing.
+    if chief:
+        files.ensure_dir(paths.run_dir)
+        files.write_json(
+            os.path.join(paths.run_dir, RUN_CONFIG_FILE),
+            {"data_dir": data_dir, "train": config.to_dict()},
+        )
     train_data = _dataset(layout.train_pattern, config, shuffle=True)
     eval_data = _dataset(layout.eval_pattern, config, shuffle=False)
+    with strategy.scope():
+        model = build_model(config, data_dir)
+        # Builds the variables, in the scope so they are distributed, before BackupAndRestore
+        # restores them.
+        model(next(iter(train_data)))
     evaluator = callbacks.RetrievalEvaluation(
         evaluation.build_eval_set(layout, config.query.history_length),
         config.eval_ks,
         writer_dir(os.path.join(paths.tensorboard, "eval"), strategy),
     )
-    model(next(iter(train_data)))  # Builds the variables so BackupAndRestore can restore them.
     board = writer_dir(paths.tensorboard, strategy)
     metric_tags = [f"eval/{name}" for name in evaluation.metric_names(config.eval_ks)]
     tb.write_hparams(board, config.to_dict(), metric_tags)
@@ -186,7 +190,8 @@ def train(
     tb.write_final_metrics(
         board, {f"eval/{name}": value for name, value in metrics["model"].items()}, config.epochs
     )
-    files.write_json(os.path.join(paths.run_dir, METRICS_FILE), metrics)
+    if chief:
+        files.write_json(os.path.join(paths.run_dir, METRICS_FILE), metrics)
     checkpoint = tf.train.latest_checkpoint(paths.checkpoints)
     log.info("trained %s; checkpoint %s", paths.run_dir, checkpoint)
     return TrainResult(run_dir=paths.run_dir, metrics=metrics, checkpoint=checkpoint)
