@@ -49,7 +49,12 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
     kwargs = {}
     for key, value in values.items():
         kind = hints.get(key)
-        if isinstance(value, dict) and dataclasses.is_dataclass(kind):
+        # A dataclass with its own `from_dict` (e.g. a column mapping) parses its dict itself.
+        if (
+            isinstance(value, dict)
+            and dataclasses.is_dataclass(kind)
+            and not hasattr(kind, "from_dict")
+        ):
             value = from_dict(kind, value, where=f"{where}.{key}")
         elif isinstance(value, list):
             value = tuple(value)
