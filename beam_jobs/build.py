@@ -83,9 +83,10 @@ def to_event(row: dict[str, Any]) -> tuple:
     )
 
 
-def shard_of_user(user_id: str, num_shards: int) -> int:
-    """Returns the shard of every event of `user_id`: CRC-32 of its UTF-8 bytes mod `num_shards`."""
-    return zlib.crc32(user_id.encode("utf-8")) % num_shards
+def shard_of_key(key: str, num_shards: int) -> int:
+    """Returns the stable shard of `key`: CRC-32 of its UTF-8 bytes mod `num_shards`. Events
+    go to the shard of their user id; per-item counts are summed in the bucket of the item id."""
+    return zlib.crc32(key.encode("utf-8")) % num_shards
 
 
 def choose_num_shards(input_bytes: int, num_shards: int) -> int:
@@ -144,11 +145,6 @@ def merge_item_count_maps(
     return merged
 
 
-def item_bucket(item_id: str, num_buckets: int) -> int:
-    """Returns the bucket in which an item's per-shard counts are summed."""
-    return zlib.crc32(item_id.encode("utf-8")) % num_buckets
-
-
 class BuildShardFn(beam.DoFn):
     """Builds and writes one shard; see the module docstring.
 
@@ -156,7 +152,7 @@ class BuildShardFn(beam.DoFn):
     tagged outputs: `WRITTEN_TAG` the shard index, `USER_VOCAB_TAG` `(user, train events,
     first train time)`,
     `ITEM_COUNTS_TAG` `(bucket, {item: (events, train events, first train time)})` (the
-    shard's items, split into `num_shards` buckets by `item_bucket`: a few large elements
+    shard's items, split into `num_shards` buckets by `shard_of_key`: a few large elements
     instead of one per item and shard), `ACTIVITY_TAG`
     `(events, distinct items)` per user, `COUNTS_TAG` one counts dict (see `merge_counts`).
     """
@@ -214,7 +210,7 @@ class BuildShardFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(WRITTEN_TAG, index)
         buckets: dict[int, dict[str, tuple]] = collections.defaultdict(dict)
         for item, counts in items.items():
-            buckets[item_bucket(item, self._num_shards)][item] = tuple(counts)
+            buckets[shard_of_key(item, self._num_shards)][item] = tuple(counts)
         for bucket, counts_by_item in buckets.items():
             yield beam.pvalue.TaggedOutput(ITEM_COUNTS_TAG, (bucket, counts_by_item))
         yield beam.pvalue.TaggedOutput(
@@ -255,7 +251,7 @@ def _key_by_shard(batch: list[tuple], num_shards: int) -> Iterator[tuple[int, li
     """Splits a batch of events into one list per shard."""
     by_shard: dict[int, list[tuple]] = collections.defaultdict(list)
     for event in batch:
-        by_shard[shard_of_user(event[0], num_shards)].append(event)
+        by_shard[shard_of_key(event[0], num_shards)].append(event)
     yield from by_shard.items()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from beam_jobs.known_items import catalog_id_entry
 from recstack import features
 
 #: Quantiles of events per user reported in stats.json (plus min, max and mean).
@@ -74,10 +75,6 @@ def _first(pair: tuple[int, int]) -> int:
 
 def _second(pair: tuple[int, int]) -> int:
     return pair[1]
-
-
-def _item_key(item: dict[str, Any]) -> tuple[str, None]:
-    return item[features.ITEM_ID], None
 
 
 def _item_entry(
@@ -162,7 +159,7 @@ class ComputeDataStats(beam.PTransform):
         )
         # Whether an item is in the catalog comes from a side input of the catalog's ids: no
         # join (Flatten + group) of the catalog with the per-item counts.
-        catalog_ids = inputs["catalog"] | "CatalogIds" >> beam.Map(_item_key)
+        catalog_ids = inputs["catalog"] | "CatalogIds" >> beam.Map(catalog_id_entry)
         catalog_items = inputs["catalog"] | "CountCatalog" >> beam.combiners.Count.Globally()
         item_entries = inputs["item_counts"] | "ItemEntries" >> beam.Map(
             _item_entry, beam.pvalue.AsDict(catalog_ids)

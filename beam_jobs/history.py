@@ -18,10 +18,6 @@ from recstack import features
 POSITION = "_position"
 
 
-#: `datetime.weekday()` of 1970-01-01, a Thursday.
-_EPOCH_WEEKDAY = 3
-
-
 def add_context(row: dict[str, Any]) -> dict[str, Any]:
     """Returns `row` with `hour` (0-23) and `weekday` (0 = Monday) of its UTC timestamp.
 
@@ -30,7 +26,7 @@ def add_context(row: dict[str, Any]) -> dict[str, Any]:
     """
     timestamp = row[features.TIMESTAMP]
     hour = timestamp // 3600 % 24
-    weekday = (timestamp // 86400 + _EPOCH_WEEKDAY) % 7
+    weekday = (timestamp // 86400 + features.EPOCH_WEEKDAY) % 7
     return {**row, features.HOUR: hour, features.WEEKDAY: weekday}
 
 

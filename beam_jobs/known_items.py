@@ -18,7 +18,8 @@ from beam_jobs.parse import SourcedRow
 from recstack import features
 
 
-def _item_key(item: dict[str, Any]) -> tuple[str, None]:
+def catalog_id_entry(item: dict[str, Any]) -> tuple[str, None]:
+    """`(item_id, None)`: a catalog item as an entry of an `AsDict` side input of ids."""
     return item[features.ITEM_ID], None
 
 
@@ -74,7 +75,7 @@ class CheckKnownItems(beam.PTransform):
     def expand(self, interactions: beam.PCollection) -> dead_letters.CheckResult:
         side = {}
         if self._strict:
-            ids = self._catalog_items | "CatalogIds" >> beam.Map(_item_key)
+            ids = self._catalog_items | "CatalogIds" >> beam.Map(catalog_id_entry)
             side["known"] = beam.pvalue.AsDict(ids)
         result = interactions | "KeepKnown" >> beam.ParDo(KeepKnownItemsFn(), **side).with_outputs(
             dead_letters.DEAD_LETTER_TAG, main="rows"

@@ -38,6 +38,9 @@ HISTORY_TIMESTAMPS = "history_timestamps"
 #: Hour of day (0-23, UTC) and day of week (0 = Monday, UTC) of the event.
 HOUR = "hour"
 WEEKDAY = "weekday"
+#: `weekday` of epoch second 0 (1970-01-01, a Thursday; 0 = Monday): weekday = (t // 86400 +
+#: EPOCH_WEEKDAY) % 7, hour = t // 3600 % 24, both UTC.
+EPOCH_WEEKDAY = 3
 
 #: Separator accepted for categories given as one string ("jazz|blues").
 CATEGORY_SEPARATOR = "|"

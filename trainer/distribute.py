@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 
 import tensorflow as tf
 import tf_keras
@@ -52,10 +53,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
+    return is_chief_task(resolver.task_type, resolver.task_id, resolver.cluster_spec().jobs)
+
+
+def is_chief_task(task_type: str | None, task_id: int | None, jobs: Iterable[str]) -> bool:
+    """The chief rule of a cluster with `jobs` (e.g. `["chief", "worker"]`): the `chief` task,
+    or worker 0 when the cluster has no chief."""
     if task_type == "chief":
         return True
-    return task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+    return task_type == "worker" and int(task_id or 0) == 0 and "chief" not in jobs
 
 
 def writer_dir(directory: str, strategy: tf.distribute.Strategy) -> str:

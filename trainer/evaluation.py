@@ -52,9 +52,15 @@ class EvalSet:
     queries: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-def build_eval_set(layout: F.DataLayout, history_length: int = 20) -> EvalSet:
-    """Reads the item corpus and the train/eval splits of an ingested data directory."""
-    corpus_ids = data.read_columns(layout.items_pattern, (F.ITEM_ID,), F.ITEM_FEATURES)[F.ITEM_ID]
+def build_eval_set(
+    layout: F.DataLayout, history_length: int = 20, corpus_ids: np.ndarray | None = None
+) -> EvalSet:
+    """Reads the train/eval splits (and, unless `corpus_ids` gives them, the item corpus's ids)
+    of an ingested data directory."""
+    if corpus_ids is None:
+        corpus_ids = data.read_columns(layout.items_pattern, (F.ITEM_ID,), F.ITEM_FEATURES)[
+            F.ITEM_ID
+        ]
     index = {item: i for i, item in enumerate(corpus_ids)}
     train = data.read_columns(layout.train_pattern, (F.USER_ID, F.ITEM_ID))
     popularity = np.zeros(len(corpus_ids), dtype=np.int64)

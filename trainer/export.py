@@ -107,7 +107,7 @@ class RetrievalServing(tf.Module):
             F.USER_ID: user_id,
             F.HISTORY_ITEM_IDS: dense_history(history, self.history_length),
             F.HOUR: tf.fill([batch], seconds // 3600 % 24),
-            F.WEEKDAY: tf.fill([batch], (seconds // 86400 + 3) % 7),  # 1970-01-01 was a Thursday.
+            F.WEEKDAY: tf.fill([batch], (seconds // 86400 + F.EPOCH_WEEKDAY) % 7),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=F.INPUT_USER_ID)])
@@ -157,12 +157,6 @@ def next_version(model_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _read_catalog(layout: F.DataLayout) -> tuple[np.ndarray, dict[str, str]]:
-    columns = data.read_columns(layout.items_pattern, (F.ITEM_ID, F.TITLE), F.ITEM_FEATURES)
-    ids = columns[F.ITEM_ID]
-    return ids, dict(zip(ids.tolist(), columns[F.TITLE].tolist(), strict=True))
-
-
 def _scann_recall(
     index: tfrs.layers.factorized_top_k.ScaNN,
     query_embeddings: np.ndarray,
@@ -194,7 +188,8 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
       Path of the written version directory.
     """
     model, train_config, data_dir = restore_model(run_dir)
-    item_ids, titles = _read_catalog(F.DataLayout(data_dir))
+    item_ids = model.catalog.ids
+    titles = dict(zip(item_ids.tolist(), model.catalog.titles.tolist(), strict=True))
     params = config.resolved(len(item_ids))
     log.info("indexing %d catalog items with ScaNN %s", len(item_ids), params)
     item_embeddings = model.embed_items(item_ids)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
+from trainer.pooling import masked_mean
+
 #: History slots holding this id are padding.
 PAD_ID = ""
 
@@ -23,10 +25,7 @@ class MaskedMeanPooling(tf_keras.layers.Layer):
     """
 
     def call(self, sequence: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        weights = tf.cast(mask, sequence.dtype)[:, :, None]
-        total = tf.reduce_sum(sequence * weights, axis=1)
-        count = tf.reduce_sum(weights, axis=1)
-        return tf.math.divide_no_nan(total, count)
+        return masked_mean(sequence, mask)
 
 
 class SelfAttentionBlock(tf_keras.layers.Layer):
@@ -117,11 +116,4 @@ class HistoryEncoder(tf_keras.layers.Layer):
 def dense_history(history: tf.RaggedTensor, length: int) -> tf.Tensor:
     """`[batch, None]` ragged history (oldest first) -> `[batch, length]` of the `length` most
     recent ids, oldest first, right-padded with `PAD_ID`."""
-    lengths = history.row_lengths()
-    start = tf.maximum(lengths - length, 0)
-    recent = tf.ragged.range(start, lengths)
-    values = tf.gather(
-        history.values, recent.values + tf.repeat(history.row_starts(), recent.row_lengths())
-    )
-    trimmed = tf.RaggedTensor.from_row_lengths(values, recent.row_lengths())
-    return trimmed.to_tensor(default_value=PAD_ID, shape=[None, length])
+    return history[:, -length:].to_tensor(default_value=PAD_ID, shape=[None, length])

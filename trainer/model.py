@@ -72,6 +72,7 @@ class RecommenderModel(tfrs.Model):
       text_encoder: Trainable text tower (`[batch]` strings -> `[batch, t]`), or None.
 
     Attributes:
+      catalog: The catalog the candidate tower was built from.
       query_model: Query features (`QUERY_FEATURES`) -> `[batch, embedding_dim]`.
       candidate_model: `[batch]` item ids -> `[batch, embedding_dim]`.
       ranker: `(query, candidate)` embeddings -> `[batch]` scores (None without ranking).
@@ -88,6 +89,7 @@ class RecommenderModel(tfrs.Model):
     ) -> None:
         super().__init__()
         self.config = config
+        self.catalog = catalog
         dim, oov = config.embedding_dim, config.num_oov_buckets
         # Items known to the model: training items first, then catalog-only (cold) items.
         known = list(item_vocabulary.tokens)

@@ -39,6 +39,11 @@ def top_k_excluding(scores: np.ndarray, exclude: Sequence[np.ndarray], k: int) -
     return top
 
 
+def _check_cutoffs(top_k: np.ndarray, ks: Sequence[int]) -> None:
+    if top_k.shape[1] < max(ks):
+        raise ValueError(f"top_k has {top_k.shape[1]} columns; ks={list(ks)} needs {max(ks)}")
+
+
 def recall_at_k(
     top_k: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int]
 ) -> dict[int, float]:
@@ -53,8 +58,7 @@ def recall_at_k(
     Returns:
       `{k: mean recall}`; 0.0 for every k when no query has a relevant item.
     """
-    if top_k.shape[1] < max(ks):
-        raise ValueError(f"top_k has {top_k.shape[1]} columns; ks={list(ks)} needs {max(ks)}")
+    _check_cutoffs(top_k, ks)
     totals = dict.fromkeys(ks, 0.0)
     counted = 0
     for row, items in zip(top_k, relevant, strict=True):
@@ -76,8 +80,7 @@ def ndcg_at_k(
 
     Args/Returns: as `recall_at_k`.
     """
-    if top_k.shape[1] < max(ks):
-        raise ValueError(f"top_k has {top_k.shape[1]} columns; ks={list(ks)} needs {max(ks)}")
+    _check_cutoffs(top_k, ks)
     discounts = 1.0 / np.log2(np.arange(2, top_k.shape[1] + 2))
     totals = dict.fromkeys(ks, 0.0)
     counted = 0

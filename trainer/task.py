@@ -164,14 +164,12 @@ def is_chief_task(config: TrainConfig, environ: Mapping[str, str]) -> bool:
     the `chief` task, or worker 0 when the cluster has no chief (as `distribute.is_chief`)."""
     if config.hardware.strategy != "multi_worker":
         return True
+    from trainer import distribute  # Lazy: resolving flags needs no TensorFlow.
+
     tf_config = _tf_config(environ)
     task = tf_config.get("task", {})
-    if task.get("type") == "chief":
-        return True
-    return (
-        task.get("type") == "worker"
-        and int(task.get("index", 0)) == 0
-        and "chief" not in tf_config.get("cluster", {})
+    return distribute.is_chief_task(
+        task.get("type"), task.get("index"), tf_config.get("cluster", {})
     )
 
 

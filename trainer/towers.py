@@ -10,6 +10,7 @@ import tf_keras
 from recstack import features as F
 from trainer.history import HistoryEncoder
 from trainer.id_embedding import IdEmbedding
+from trainer.pooling import masked_mean
 
 #: Widths of the context embeddings.
 HOUR_DIM, WEEKDAY_DIM = 8, 4
@@ -153,9 +154,7 @@ class CandidateTower(tf_keras.layers.Layer):
         if self.categories is not None:
             names = tf.gather(self.category_names, rows)
             indices = self.category_lookup(names)
-            mask = tf.cast(tf.not_equal(indices, 0), tf.float32)[:, :, None]
-            vectors = self.categories(indices) * mask
-            parts.append(tf.math.divide_no_nan(tf.reduce_sum(vectors, 1), tf.reduce_sum(mask, 1)))
+            parts.append(masked_mean(self.categories(indices), tf.not_equal(indices, 0)))
         if self.text_vectors is not None:
             parts.append(tf.gather(self.text_vectors, rows))
         if self.text_encoder is not None:

@@ -27,7 +27,7 @@ from recstack import config as config_lib
 from recstack import features as F
 from trainer import callbacks, data, evaluation, files, text_inputs
 from trainer import tensorboard as tb
-from trainer.catalog import Catalog, read_catalog
+from trainer.catalog import read_catalog
 from trainer.config import TrainConfig
 from trainer.distribute import is_chief, make_strategy, writer_dir
 from trainer.model import RecommenderModel
@@ -39,6 +39,8 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
 BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tensorboard"
+#: Ranking figures reported in metrics.json (whichever the objective produces).
+RANKING_METRICS = ("rmse", "auc", "ranking_loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +160,7 @@ def train(
         # restores them.
         model(next(iter(train_data)))
     evaluator = callbacks.RetrievalEvaluation(
-        evaluation.build_eval_set(layout, config.query.history_length),
+        evaluation.build_eval_set(layout, config.query.history_length, model.catalog.ids),
         config.eval_ks,
         writer_dir(os.path.join(paths.tensorboard, "eval"), strategy),
     )
@@ -166,7 +168,7 @@ def train(
     metric_tags = [f"eval/{name}" for name in evaluation.metric_names(config.eval_ks)]
     tb.write_hparams(board, config.to_dict(), metric_tags)
     save_freq = config.checkpoint_steps or "epoch"
-    model.fit(
+    history = model.fit(
         train_data,
         epochs=config.epochs,
         validation_data=eval_data,
@@ -174,7 +176,7 @@ def train(
         callbacks=[
             tf_keras.callbacks.BackupAndRestore(paths.backup, save_freq=save_freq),
             tf_keras.callbacks.TensorBoard(board, update_freq="epoch"),
-            *_tensorboard_callbacks(config, model, read_catalog(layout), board),
+            *_tensorboard_callbacks(config, model, board),
             callbacks.CheckpointEachEpoch(writer_dir(paths.checkpoints, strategy)),
             evaluator,
             *extra_callbacks,
@@ -184,9 +186,16 @@ def train(
         evaluator.on_epoch_end(config.epochs - 1)
     metrics = dict(evaluator.latest)
     if model.ranker is not None:
-        results = model.evaluate(eval_data, verbose=0, return_dict=True)
-        metrics["ranking"] = {k: float(v) for k, v in results.items()
-                              if k in ("rmse", "auc", "ranking_loss")}  # fmt: skip
+        # The last epoch's validation pass already measured the eval split; evaluate only when
+        # fit ran no epoch (a resumed run that had finished).
+        results = {
+            name[len("val_") :]: values[-1]
+            for name, values in history.history.items()
+            if name.startswith("val_")
+        }
+        if not results:
+            results = model.evaluate(eval_data, verbose=0, return_dict=True)
+        metrics["ranking"] = {k: float(v) for k, v in results.items() if k in RANKING_METRICS}
     tb.write_final_metrics(
         board, {f"eval/{name}": value for name, value in metrics["model"].items()}, config.epochs
     )
@@ -198,10 +207,10 @@ def train(
 
 
 def _tensorboard_callbacks(
-    config: TrainConfig, model: RecommenderModel, catalog: Catalog, board: str
+    config: TrainConfig, model: RecommenderModel, board: str
 ) -> list[tf_keras.callbacks.Callback]:
     """Step scalars, embedding histograms, the item projector and the profiler window."""
-    settings = config.tensorboard
+    settings, catalog = config.tensorboard, model.catalog
     train_dir = os.path.join(board, "train")
     result: list[tf_keras.callbacks.Callback] = [
         tb.TrainingScalars(train_dir, settings.update_steps, batch_size=config.batch_size)

@@ -16,7 +16,7 @@ from beam_jobs.build import (
     merge_counts,
     merge_item_count_maps,
     merge_item_counts,
-    shard_of_user,
+    shard_of_key,
     to_event,
 )
 from beam_jobs.split import Cutoffs
@@ -126,7 +126,7 @@ def test_time_split_writes_every_shard_and_reports_vocabularies_and_counts(tmp_p
     for files in (train, eval_, test):
         for name, rows in files.items():
             index = int(name.split("-")[1])
-            assert all(shard_of_user(user, 3) == index for user, *_ in rows)
+            assert all(shard_of_key(user, 3) == index for user, *_ in rows)
 
 
 def test_leave_last_out_through_the_build(tmp_path):
@@ -149,7 +149,7 @@ def test_shards_no_user_hashes_to_are_written_empty(tmp_path):
     output = str(tmp_path / "out")
     with test_pipeline.TestPipeline() as p:
         _ = p | beam.Create([EVENTS[5:7]]) | BuildExamples(output, num_shards=4)
-    user_shard = shard_of_user("u2", 4)
+    user_shard = shard_of_key("u2", 4)
     rows_per_shard = [0] * 4
     for prefix in ("train", "eval", "test"):
         files = _read(output, prefix)
@@ -181,8 +181,8 @@ def test_shard_choice_depends_only_on_the_input():
     assert choose_num_shards(0, 0) == 1
     assert choose_num_shards(INPUT_BYTES_PER_SHARD + 1, 0) == 2
     assert choose_num_shards(10**12, 7) == 7
-    assert shard_of_user("u42", 5) == shard_of_user("u42", 5)
-    assert {shard_of_user(f"u{i}", 4) for i in range(100)} == {0, 1, 2, 3}
+    assert shard_of_key("u42", 5) == shard_of_key("u42", 5)
+    assert {shard_of_key(f"u{i}", 4) for i in range(100)} == {0, 1, 2, 3}
 
 
 def test_bad_settings_are_rejected():

@@ -12,10 +12,6 @@ import time
 import pytest
 import tensorflow as tf
 
-from beam_jobs.config import IngestConfig
-from beam_jobs.ingest import run_ingest
-from recstack import synthetic
-
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT_S = 240
@@ -29,20 +25,6 @@ train:
   query:
     history_length: 5
 """
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("multi_worker")
-    config = synthetic.SyntheticConfig(
-        num_users=150, num_items=80, num_topics=4, mean_events_per_user=20, seed=5
-    )
-    paths = synthetic.write(synthetic.generate(config), str(root / "raw"))
-    run_ingest(
-        IngestConfig(), paths["interactions"], paths["items"], str(root / "data"),
-        ["--direct_running_mode=in_memory"],
-    )  # fmt: skip
-    return str(root / "data")
 
 
 def _free_ports(n):

@@ -11,28 +11,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from beam_jobs.config import IngestConfig
-from beam_jobs.ingest import run_ingest
-from recstack import synthetic
 from trainer.config import TrainConfig
 from trainer.train import CHECKPOINT_DIR, train
 
 pytestmark = pytest.mark.slow
 CONFIG = TrainConfig(epochs=4, batch_size=256)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    config = synthetic.SyntheticConfig(
-        num_users=150, num_items=80, num_topics=4, mean_events_per_user=20, seed=5
-    )
-    paths = synthetic.write(synthetic.generate(config), str(root / "raw"))
-    run_ingest(
-        IngestConfig(), paths["interactions"], paths["items"], str(root / "data"),
-        ["--direct_running_mode=in_memory"],
-    )  # fmt: skip
-    return str(root / "data")
 
 
 def _user_embeddings(checkpoint: str) -> np.ndarray:

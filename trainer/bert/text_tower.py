@@ -14,23 +14,7 @@ from trainer.bert.checkpoint import BertConfig
 from trainer.bert.encoder import MODE_FROZEN, BertEncoder
 from trainer.bert.tokenizer import ATTENTION_MASK, BertTokenization
 from trainer.bert.transformer import build_sublayer
-
-
-def masked_mean(sequence: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean of the token vectors where `mask` is 1 (sentence-transformers' mean pooling).
-
-    Args:
-      sequence: float tensor `[batch, seq, hidden]`.
-      mask: int tensor `[batch, seq]`, 1 on tokens, 0 on padding.
-
-    Returns:
-      float tensor `[batch, hidden]`; a row without tokens (never produced by
-      `BertTokenization`, which always emits `[CLS]` and `[SEP]`) gives zeros.
-    """
-    weights = tf.cast(mask, sequence.dtype)[:, :, tf.newaxis]
-    total = tf.reduce_sum(sequence * weights, axis=1)
-    count = tf.reduce_sum(weights, axis=1)
-    return total / tf.maximum(count, tf.ones_like(count))
+from trainer.pooling import masked_mean
 
 
 @tf_keras.saving.register_keras_serializable(package="recstack")
