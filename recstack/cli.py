@@ -4,7 +4,8 @@
     recstack import --source DIR --output DIR  MovieLens / Amazon reviews -> raw JSONL
     recstack ingest --interactions ... --items ... [--users ...] --output DIR [beam options]
     recstack embed --data DIR --model SAVEDMODEL --output DIR   frozen item text vectors
-    recstack train --data DIR --run-dir DIR   TFRS two-tower retrieval, TensorBoard, checkpoints
+    recstack train --data DIR --run-dir DIR [--set text.mode=frozen ...]
+                                              retrieval + ranking, TensorBoard, checkpoints
     recstack export --run-dir DIR --model-base-path DIR
     recstack serve --model-base-path DIR --port 8500
     recstack query --target HOST:PORT --user-id U [--user-id V] --k 10
@@ -89,10 +90,11 @@ def _embed(args: argparse.Namespace, beam_args: list[str]) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from trainer.config import TrainConfig
-    from trainer.train import train
+    from trainer.train import RunPaths, train
 
-    config = load_section(args.config, "train", TrainConfig, epochs=args.epochs)
-    result = train(config, args.data, args.run_dir, verbose=1)
+    config = load_section(args.config, "train", TrainConfig, args.set, epochs=args.epochs)
+    paths = RunPaths(args.run_dir, args.checkpoint_dir or "", args.tensorboard_dir or "")
+    result = train(config, args.data, paths, verbose=1)
     print(json.dumps(result.metrics, indent=2))
     print(f"checkpoint: {result.checkpoint}")
     print(f"TensorBoard: tensorboard --logdir {args.run_dir}/tensorboard")
@@ -183,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="data directory written by ingest")
     p.add_argument("--run-dir", required=True, help="checkpoints, TensorBoard logs, metrics")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the config's train section, dotted for nested "
+                   "ones, value in YAML (repeatable): --set text.mode=frozen "
+                   "--set ranking.weight=0.5 --set hardware.strategy=mirrored")  # fmt: skip
+    p.add_argument("--checkpoint-dir", help="checkpoints and backups (default: the run dir)")
+    p.add_argument("--tensorboard-dir", help="TensorBoard logs (default: RUN_DIR/tensorboard)")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("export", help="export a ScaNN retrieval SavedModel (TF Serving layout)")

@@ -76,17 +76,59 @@ def to_dict(config: Any) -> dict[str, Any]:
     return plain(config)
 
 
-def load_section(path: str | None, section: str, cls: type[T], **overrides: Any) -> T:
-    """Returns `cls` built from `section` of the YAML file at `path`, then `overrides`.
+def parse_assignments(assignments: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`["a.b=1", "c=[2, 3]"]` -> `{"a": {"b": 1}, "c": [2, 3]}`: dotted keys address nested
+    sections; each value is parsed as YAML (numbers, booleans, lists), so `--set` flags write
+    what a YAML file would.
+
+    Raises:
+      ValueError: an assignment has no `=` or an empty key part.
+    """
+    result: dict[str, Any] = {}
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        parts = key.strip().split(".")
+        if not equals or not all(parts):
+            raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. text.mode=frozen")
+        target = result
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"--set {assignment!r}: {part} was set to a value before")
+        target[parts[-1]] = yaml.safe_load(text)
+    return result
+
+
+def merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `updates` applied, nested mappings merged key by key (neither is changed)."""
+    merged = dict(base)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def load_section(
+    path: str | None,
+    section: str,
+    cls: type[T],
+    assignments: list[str] | tuple[str, ...] = (),
+    **overrides: Any,
+) -> T:
+    """Returns `cls` built from `section` of the YAML file at `path`, then `assignments`, then
+    `overrides`.
 
     Args:
       path: YAML file; None uses `DEFAULT_CONFIG`.
       section: Top-level key; a missing section gives the dataclass defaults.
       cls: Frozen dataclass type.
-      **overrides: Field values that win over the file (None values are ignored, so unset CLI
+      assignments: `KEY=VALUE` strings (`parse_assignments`, dotted keys for nested sections)
+        that win over the file, as given by a CLI's repeated `--set`.
+      **overrides: Field values that win over both (None values are ignored, so unset CLI
         flags fall through to the file).
     """
     path = path or DEFAULT_CONFIG
-    values = dict(read_yaml(path).get(section) or {})
+    values = merge(dict(read_yaml(path).get(section) or {}), parse_assignments(assignments))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return from_dict(cls, values, where=f"{path} [{section}]")

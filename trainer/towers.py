@@ -158,5 +158,8 @@ class CandidateTower(tf_keras.layers.Layer):
         if self.text_vectors is not None:
             parts.append(tf.gather(self.text_vectors, rows))
         if self.text_encoder is not None:
-            parts.append(self.text_encoder(tf.gather(self.texts, rows), training=training))
+            # Each distinct item's text is encoded once per batch (popular items repeat).
+            distinct, position = tf.unique(tf.reshape(rows, [-1]))
+            encoded = self.text_encoder(tf.gather(self.texts, distinct), training=training)
+            parts.append(tf.reshape(tf.gather(encoded, position), [-1, encoded.shape[-1]]))
         return self.projection(tf.concat(parts, axis=-1))

@@ -108,7 +108,12 @@ def build_model(config: TrainConfig, data_dir: str) -> RecommenderModel:
     return model
 
 
-def _dataset(pattern: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
+def _dataset(
+    pattern: str, config: TrainConfig, shuffle: bool, rows: int | None = None
+) -> tf.data.Dataset:
+    """Batched model features of a split; with `rows`, the dataset declares its cardinality
+    (`ceil(rows / batch_size)` batches), so Keras knows the steps of an epoch before the first
+    one ends, which step-level `BackupAndRestore` needs to resume mid-epoch."""
     dataset = data.make_training_dataset(
         pattern,
         config.batch_size,
@@ -116,6 +121,9 @@ def _dataset(pattern: str, config: TrainConfig, shuffle: bool) -> tf.data.Datase
         shuffle_buffer=config.shuffle_buffer if shuffle else 0,
         seed=config.seed,
     )
+    if rows is not None:
+        steps = -(-rows // config.batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     options = tf.data.Options()
     # Shard by element: the data may have fewer files than there are workers.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -152,7 +160,8 @@ def train(
             os.path.join(paths.run_dir, RUN_CONFIG_FILE),
             {"data_dir": data_dir, "train": config.to_dict()},
         )
-    train_data = _dataset(layout.train_pattern, config, shuffle=True)
+    train_rows = files.read_json(layout.stats)[F.STAT_TRAIN_ROWS]
+    train_data = _dataset(layout.train_pattern, config, shuffle=True, rows=train_rows)
     eval_data = _dataset(layout.eval_pattern, config, shuffle=False)
     with strategy.scope():
         model = build_model(config, data_dir)

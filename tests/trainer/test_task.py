@@ -96,6 +96,14 @@ def test_flags_override_nested_sections_and_keep_the_rest(yaml_config):
     )
 
 
+def test_set_flags_reach_any_field_and_named_flags_win(yaml_config):
+    args = _args("--config", yaml_config, "--set", "text.mode=frozen", "--set",
+                 "hardware.steps_per_execution=2", "--set", "epochs=9", "--epochs", "3")  # fmt: skip
+    config = task.resolve_config(args, {})
+    assert config.text.mode == "frozen" and config.epochs == 3
+    assert config.hardware == HardwareConfig(mixed_precision=True, steps_per_execution=2)
+
+
 def test_unset_flags_leave_the_file_alone(yaml_config):
     config = task.resolve_config(_args("--config", yaml_config), {})
     assert (config.epochs, config.checkpoint_steps) == (4, 0)

@@ -130,8 +130,39 @@ def test_candidate_tower_with_a_text_encoder_feeds_it_the_catalog_texts():
                            texts=catalog.texts)  # fmt: skip
     tower(tf.constant(["cold", "nope"]))
     assert seen[-1] == ["Cold\nrock", ""]
+    # Repeated items (and all unknown ids, which share the empty text) are encoded once.
+    tower(tf.constant(["b", "cold", "b", "nope", "x"]))
+    assert seen[-1] == ["B\njazz, rock", "Cold\nrock", ""]
     with pytest.raises(ValueError, match="texts"):
         CandidateTower(IdEmbedding(["a"], 4), catalog.ids, 5, text_encoder=Recorder())
+
+
+def test_candidate_tower_encodes_each_distinct_text_once_with_per_row_results():
+    catalog = _catalog()
+    texts = {text: float(i + 1) for i, text in enumerate(catalog.texts.tolist() + [""])}
+
+    class Length(tf_keras.layers.Layer):  # A text's vector: [index + 1, 2 * (index + 1)].
+        def call(self, texts_in, training=False):
+            keys = tf.constant(list(texts))
+            values = tf.constant(list(texts.values()))
+            value = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(keys, values), 0.0
+            ).lookup(texts_in)
+            return tf.stack([value, 2 * value], axis=1)
+
+    tower = CandidateTower(IdEmbedding(["a"], 4), catalog.ids, 2, text_encoder=Length(),
+                           texts=catalog.texts)  # fmt: skip
+    ids = ["b", "a", "b", "zzz", "cold", "a"]
+    out = tower(tf.constant(ids)).numpy()
+    # Only the text columns (the last 2 of the projection input) differ between rows with
+    # the same id embedding; recompute the projection by hand.
+    rows = {"a": 0, "b": 1, "cold": 2}
+    text = np.array([[texts[catalog.texts[rows[i]]] if i in rows else texts[""]] * 2
+                     for i in ids]) * [1, 2]  # fmt: skip
+    ids_part = tower.item_embedding(tf.constant(ids)).numpy()
+    kernel, bias = (w.numpy() for w in tower.projection.weights)
+    np.testing.assert_allclose(out, np.concatenate([ids_part, text], 1) @ kernel + bias,
+                               rtol=1e-5)  # fmt: skip
 
 
 def test_dcn_ranker_shapes_config_and_saved_model_round_trip(tmp_path):
