@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
@@ -20,6 +19,8 @@ from trainer import data, evaluation
 
 DIM = 32
 LEARNING_RATE = 0.1
+#: The tutorial's training batch size.
+TUTORIAL_BATCH_SIZE = 8192
 
 
 def _id_tower(vocabulary: tuple[str, ...]) -> tf_keras.Sequential:
@@ -44,9 +45,7 @@ class BasicRetrieval(tfrs.Model):
         self.task = tfrs.tasks.Retrieval()
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        return self.task(
-            self.user_model(features[F.USER_ID]), self.item_model(features[F.ITEM_ID])
-        )
+        return self.task(self.user_model(features[F.USER_ID]), self.item_model(features[F.ITEM_ID]))
 
 
 def train_and_evaluate(
@@ -77,8 +76,6 @@ def train_and_evaluate(
         model.fit(train, epochs=1, verbose=0, callbacks=list(callbacks))
         queries = model.user_model(tf.constant(eval_set.queries[F.USER_ID].astype(str))).numpy()
         items = model.item_model(tf.constant(eval_set.corpus_ids.astype(str))).numpy()
-        metrics = evaluation.evaluate(
-            evaluation.embedding_scorer(queries, items), eval_set, ks
-        )
+        metrics = evaluation.evaluate(evaluation.embedding_scorer(queries, items), eval_set, ks)
         per_epoch.append(metrics)
     return per_epoch

@@ -60,8 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-steps", type=int, help="steps between backups (0: epoch)")
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction)
     parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a train field, dotted for nested ones (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a train field, dotted for nested ones (repeatable)",
+    )
     return parser
 
 

@@ -97,8 +97,8 @@ def test_flags_override_nested_sections_and_keep_the_rest(yaml_config):
 
 
 def test_set_flags_reach_any_field_and_named_flags_win(yaml_config):
-    args = _args("--config", yaml_config, "--set", "text.mode=frozen", "--set",
-                 "hardware.steps_per_execution=2", "--set", "epochs=9", "--epochs", "3")  # fmt: skip
+    sets = ["--set", "text.mode=frozen", "--set", "hardware.steps_per_execution=2"]
+    args = _args("--config", yaml_config, *sets, "--set", "epochs=9", "--epochs", "3")
     config = task.resolve_config(args, {})
     assert config.text.mode == "frozen" and config.epochs == 3
     assert config.hardware == HardwareConfig(mixed_precision=True, steps_per_execution=2)
