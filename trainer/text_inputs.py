@@ -17,13 +17,14 @@ ENCODE_BATCH = 256
 
 
 def build(
-    text: TextConfig, dim: int, catalog: Catalog
+    text: TextConfig, dim: int, catalog: Catalog, restoring: bool = False
 ) -> tuple[np.ndarray | None, tf_keras.layers.Layer | None]:
     """Returns `(text_vectors, text_encoder)` for the candidate tower.
 
     - `none`: `(None, None)`.
     - `frozen`: `([len(catalog), hidden] vectors, None)`: read from `text.embeddings` (the
-      `recstack embed` output), or computed once here with the BERT checkpoint.
+      `recstack embed` output), or computed once here with the BERT checkpoint. With
+      `restoring`, zeros of that shape: the model's checkpoint holds the vectors.
     - `finetune_top_layers` / `full`: `(None, a BERT text tower projected to dim)` that trains
       with the model.
 
@@ -32,6 +33,8 @@ def build(
     """
     if text.mode == TEXT_NONE:
         return None, None
+    if text.mode == TEXT_FROZEN and restoring:
+        return np.zeros((len(catalog), _frozen_width(text)), np.float32), None
     if text.mode == TEXT_FROZEN and text.embeddings:
         return _read_vectors(text.embeddings, catalog), None
     from trainer.bert.text_tower import BertTextTower  # Lazy: id-only models need no BERT.
@@ -50,6 +53,19 @@ def build(
     texts = catalog.texts.astype(str)
     parts = [tower(texts[i : i + ENCODE_BATCH]).numpy() for i in range(0, len(texts), ENCODE_BATCH)]
     return np.concatenate(parts).astype(np.float32), None
+
+
+def _frozen_width(text: TextConfig) -> int:
+    """Width of the frozen vectors: the embeddings' own, or the checkpoint's hidden size."""
+    if text.embeddings:
+        from beam_jobs.embeddings import embeddings_pattern, read_embeddings
+
+        return read_embeddings(embeddings_pattern(text.embeddings))[1].shape[1]
+    from trainer.bert import checkpoint
+
+    return checkpoint.read_config(
+        text.checkpoint or checkpoint.default_checkpoint_dir()
+    ).hidden_size
 
 
 def _read_vectors(directory: str, catalog: Catalog) -> np.ndarray:

@@ -96,7 +96,8 @@ class CandidateTower(tf_keras.layers.Layer):
       dim: Output width.
       categories: `[n, c]` category names per item, "" padded; None: no category features.
       category_vocabulary: Known category names.
-      text_vectors: `[n, t]` frozen text vectors per catalog item; None: none.
+      text_vectors: `[n, t]` frozen text vectors per catalog item (held in a non-trainable
+        variable, so checkpoints carry them); None: none.
       text_encoder: Layer mapping `[batch]` strings to `[batch, t]` (a trainable text tower);
         needs `texts`.
       texts: `[n]` item texts for `text_encoder`.
@@ -142,7 +143,13 @@ class CandidateTower(tf_keras.layers.Layer):
         self.text_vectors = None
         if text_vectors is not None:
             zero = np.zeros((1, text_vectors.shape[1]), np.float32)
-            self.text_vectors = tf.constant(np.concatenate([text_vectors, zero]).astype(np.float32))
+            # A non-trainable variable, so checkpoints hold the vectors and a restored model
+            # need not encode the catalog again.
+            self.text_vectors = tf.Variable(
+                np.concatenate([text_vectors, zero]).astype(np.float32),
+                trainable=False,
+                name="text_vectors",
+            )
         self.text_encoder = text_encoder
         if text_encoder is not None:
             self.texts = tf.constant(np.concatenate([np.asarray(texts, dtype=str), [""]]))

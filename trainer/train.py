@@ -86,12 +86,15 @@ class TrainResult:
     checkpoint: str
 
 
-def build_model(config: TrainConfig, data_dir: str) -> RecommenderModel:
+def build_model(config: TrainConfig, data_dir: str, restoring: bool = False) -> RecommenderModel:
     """The compiled (untrained) model for the vocabularies and catalog of `data_dir`; call it
-    inside the strategy's scope."""
+    inside the strategy's scope. With `restoring`, frozen text vectors are left for the
+    checkpoint to fill instead of being computed."""
     layout = F.DataLayout(data_dir)
     catalog = read_catalog(layout)
-    text_vectors, text_encoder = text_inputs.build(config.text, config.embedding_dim, catalog)
+    text_vectors, text_encoder = text_inputs.build(
+        config.text, config.embedding_dim, catalog, restoring
+    )
     model = RecommenderModel(
         data.read_vocabulary(layout.user_vocab),
         data.read_vocabulary(layout.item_vocab),
@@ -261,12 +264,17 @@ def restore_model(
 
     Raises:
       FileNotFoundError: the run has no checkpoint yet.
+      AssertionError: the checkpoint lacks some of the model's variables (it was written by a
+        different model).
     """
     config, data_dir = load_run_config(run_dir)
-    model = build_model(config, data_dir)
+    model = build_model(config, data_dir, restoring=True)
     directory = RunPaths(run_dir, checkpoint_dir).checkpoints
     checkpoint = tf.train.latest_checkpoint(directory)
     if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint in {directory}; run `recstack train`")
-    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    # Every variable of the model (frozen text vectors included) must come from the checkpoint;
+    # the optimizer's slots may stay behind.
+    status = tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    status.assert_existing_objects_matched()
     return model, config, data_dir

@@ -32,6 +32,14 @@ def test_frozen_computes_one_vector_per_catalog_item_once(tiny):
     assert not np.allclose(vectors[0], vectors[1])  # Different texts, different vectors.
 
 
+def test_frozen_restoring_leaves_zeros_of_the_checkpoint_width_for_the_checkpoint(tiny):
+    vectors, encoder = text_inputs.build(
+        TextConfig(mode="frozen", checkpoint=tiny), 8, CATALOG, restoring=True
+    )
+    assert encoder is None
+    assert vectors.shape == (5, 32) and not vectors.any()
+
+
 def test_finetune_trains_only_the_top_layers_and_the_projection(tiny):
     config = TextConfig(mode="finetune_top_layers", checkpoint=tiny, finetune_top_layers=1)
     _, top1 = text_inputs.build(config, 8, CATALOG)

@@ -1,5 +1,5 @@
-"""A model with a fine-tuned BERT text tower trains, restores from its checkpoint with the same
-item vectors, and exports a ScaNN SavedModel that answers over the catalog."""
+"""A model with a fine-tuned or frozen BERT text tower trains, restores from its checkpoint with
+the same item vectors, and exports a ScaNN SavedModel that answers over the catalog."""
 
 import numpy as np
 import pytest
@@ -37,12 +37,12 @@ def _cold_items(data_dir):
     return cold[:2]
 
 
-def test_finetuned_text_tower_trains_restores_and_exports(data_dir, tmp_path):
+@pytest.mark.parametrize("mode", ["finetune_top_layers", "frozen"])
+def test_text_tower_trains_restores_and_exports(data_dir, tmp_path, mode):
     bert = write_tiny_bert(str(tmp_path / "bert"), layers=2)
     config = TrainConfig(
         epochs=2, batch_size=128,
-        text=TextConfig(mode="finetune_top_layers", checkpoint=bert, max_length=16,
-                        finetune_top_layers=1),
+        text=TextConfig(mode=mode, checkpoint=bert, max_length=16, finetune_top_layers=1),
         tensorboard=TensorBoardConfig(projector_items=0, histograms=False),
     )  # fmt: skip
     ids = np.array([*_cold_items(data_dir), "no-such-item"], dtype=object)
@@ -53,6 +53,7 @@ def test_finetuned_text_tower_trains_restores_and_exports(data_dir, tmp_path):
 
     model, restored_config, _ = restore_model(run)
     assert restored_config == config
+    # Frozen vectors come back from the checkpoint (the restored model starts them at zero).
     np.testing.assert_allclose(model.embed_items(ids), ends.vectors, rtol=1e-5, atol=1e-6)
     # Cold items share the OOV id row; their categories and text set them apart.
     assert not np.allclose(ends.vectors[0], ends.vectors[1])
