@@ -136,7 +136,13 @@ def run_recipe(config: TrainConfig, data_dir: str) -> dict:
             }
         )
     result = max(runs, key=lambda r: r["metrics"]["recall@10"])
-    result["all_batch_sizes"] = {r["batch_size"]: r["metrics"]["recall@10"] for r in runs}
+    result["all_batch_sizes"] = {
+        r["batch_size"]: {
+            "recall@10": r["metrics"]["recall@10"],
+            "examples_per_sec": r["examples_per_sec"],
+        }
+        for r in runs
+    }
     result["popularity"] = evaluation.evaluate(
         evaluation.popularity_scorer(eval_set), eval_set, config.eval_ks
     )
@@ -209,8 +215,10 @@ def report(results: dict, base: TrainConfig, args: argparse.Namespace) -> None:
               f"{m['recall@10'] / recipe['metrics']['recall@10']:>9.2f}{m['ndcg@10']:>9.4f}"
               f"{m['ndcg@10'] / recipe['metrics']['ndcg@10']:>9.2f}")  # fmt: skip
     print(f"  recipe: batch {recipe['batch_size']}, best epoch {recipe['best_epoch']}; its last "
-          f"epoch R@10 {recipe['last_epoch_metrics']['recall@10']:.4f}; best R@10 by batch "
-          f"size {recipe['all_batch_sizes']}")  # fmt: skip
+          f"epoch R@10 {recipe['last_epoch_metrics']['recall@10']:.4f}")  # fmt: skip
+    for size, run in recipe["all_batch_sizes"].items():
+        print(f"  recipe at batch {size}: best R@10 {run['recall@10']:.4f}, "
+              f"{run['examples_per_sec']:.0f} examples/s")  # fmt: skip
     for name in results:
         if name != "recipe":
             ratio = results[name]["metrics"]["recall@10"] / recipe["metrics"]["recall@10"]
