@@ -123,7 +123,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 f"{model.name!r} has signatures {_serving_signatures(model)}.",
             )
         where = f"signature {signature_name!r} of model {model.name!r}"
-        inputs = _input_tensors(signature_def, request, where)
+        inputs = input_tensors(signature_def, request, where)
         aliases = _output_aliases(signature_def, request.output_filter, where)
         try:
             outputs = function(**inputs)
@@ -195,7 +195,7 @@ def as_proto_field(array: np.ndarray) -> tensor_pb2.TensorProto:
     return proto
 
 
-def _input_tensors(
+def input_tensors(
     signature_def: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest, where: str
 ) -> dict[str, tf.Tensor]:
     """Validates the request inputs against `signature_def`; returns them as tf.Tensors."""

@@ -66,6 +66,8 @@ class LoadedModel:
         returns a dict of output tensors.
       signature_defs: `SignatureDef` protos by name, from the `serve` MetaGraph of
         `saved_model.pb` (includes TF2's `__saved_model_init_op`, as TF Serving reports it).
+      warmup_requests: Requests replayed from the version's warmup file before it was offered
+        (`serving.warmup`).
     """
 
     name: str
@@ -74,6 +76,7 @@ class LoadedModel:
     module: Any
     signatures: Mapping[str, Callable[..., Mapping[str, Any]]]
     signature_defs: Mapping[str, SignatureDef]
+    warmup_requests: int = 0
 
 
 def check_model_name(name: str) -> None:
@@ -102,8 +105,8 @@ class ModelRegistry:
     Raises:
       FileNotFoundError: `base_path` does not exist, or a version directory has no
         `saved_model.pb`.
-      ValueError: No model under `base_path` has a numeric version directory, or a
-        SavedModel has no `serve` MetaGraph.
+      ValueError: No model under `base_path` has a numeric version directory, a SavedModel
+        has no `serve` MetaGraph, or a version's warmup requests do not fit its signatures.
     """
 
     def __init__(self, base_path: str) -> None:
@@ -212,7 +215,7 @@ def _load(name: str, version: int, path: str) -> LoadedModel:
         )
     logger.info("Loading model %r version %d from %s", name, version, path)
     module = tf.saved_model.load(path, tags=[SERVE_TAG])
-    return LoadedModel(
+    loaded = LoadedModel(
         name=name,
         version=version,
         path=path,
@@ -220,3 +223,11 @@ def _load(name: str, version: int, path: str) -> LoadedModel:
         signatures=dict(module.signatures),
         signature_defs=dict(meta_graphs[0].signature_def),
     )
+    # As TF Serving does, a version is offered only after its warmup requests ran.
+    from recstack.features import SERVING_SIGNATURE
+    from serving import warmup
+
+    replayed = warmup.replay(loaded, SERVING_SIGNATURE)
+    if replayed:
+        logger.info("Model %r version %d: replayed %d warmup requests", name, version, replayed)
+    return dataclasses.replace(loaded, warmup_requests=replayed)

@@ -70,6 +70,19 @@ def test_model_beats_popularity_at_recall_50(stack):
         assert metrics["model"][name] > metrics["popularity"][name], name
 
 
+def test_exported_version_carries_warmup_that_a_server_replays(stack):
+    from serving.registry import ModelRegistry
+    from serving.warmup import read_warmup_requests
+
+    requests = read_warmup_requests(stack["version_dir"])
+    batches = [len(r.inputs[F.INPUT_USER_ID].string_val) for r in requests]
+    assert batches == [1, 8, 1]
+    with open(os.path.join(stack["version_dir"], F.EXPORT_METADATA_FILE)) as f:
+        assert json.load(f)["warmup_requests"] == 3
+    loaded = ModelRegistry(str(stack["root"] / "models")).get(F.MODEL_RETRIEVAL)
+    assert loaded.warmup_requests == 3
+
+
 def test_grpc_answer_equals_in_process_savedmodel(stack):
     import scann  # noqa: F401
 

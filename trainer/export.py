@@ -6,7 +6,9 @@
 inputs are filled in the graph: the user's most recent items from the ingested interactions
 (all splits; none for an unknown user) and the hour and weekday of the request (UTC). The
 version directory is written under a temporary name and renamed when complete, so a server
-polling the base path never sees half a model.
+polling the base path never sees half a model. Each version carries TF Serving warmup requests
+(`assets.extra/tf_serving_warmup_requests`, `serving.warmup`) that servers replay before
+offering it.
 """
 
 from __future__ import annotations
@@ -23,12 +25,25 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recstack import features as F
+from serving.warmup import write_warmup_requests
 from trainer import data, files
 from trainer.history import dense_history
 from trainer.retrieval_metrics import top_k_excluding
 from trainer.train import restore_model
 
 log = logging.getLogger(__name__)
+
+
+#: Catalogs up to this size search every ScaNN partition by default.
+SEARCH_ALL_LEAVES_UP_TO = 10_000
+#: Index kinds (`ExportConfig.index`).
+INDEX_SCANN = "scann"
+INDEX_BRUTE_FORCE = "brute_force"
+INDEXES = (INDEX_SCANN, INDEX_BRUTE_FORCE)
+
+
+class RecallTooLowError(ValueError):
+    """The index's recall@k against exact search is below `ExportConfig.min_recall`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,24 +53,41 @@ class ExportConfig:
     Attributes:
       k: Items returned per query by the signature.
       num_leaves: ScaNN partitions; 0 picks ~sqrt(catalog size).
-      num_leaves_to_search: Partitions searched per query; 0 picks a quarter of num_leaves, or
-        more when k is a large share of the catalog (enough partitions to hold ~10*k items).
+      num_leaves_to_search: Partitions searched per query; 0 picks all of them for catalogs of
+        up to `SEARCH_ALL_LEAVES_UP_TO` items, else a quarter of num_leaves, or more when k is a
+        large share of the catalog (enough partitions to hold ~10*k items).
       num_reordering_candidates: Candidates re-scored exactly; 0 picks max(4k, 100).
+      dimensions_per_block: Dimensions per block of ScaNN's anisotropic (AH) quantization
+        (smaller: more accurate scoring before reordering, larger index).
       recall_sample_queries: Users whose ScaNN results are compared with exact search.
+      min_recall: The export fails, writing nothing, when the index's recall@k against exact
+        search on the sample users is below this.
+      index: `scann` (approximate, needs the ScaNN ops) or `brute_force` (exact dot products
+        over every item; core TensorFlow ops only).
     """
 
     k: int = 100
     num_leaves: int = 0
     num_leaves_to_search: int = 0
     num_reordering_candidates: int = 0
+    dimensions_per_block: int = 2
     recall_sample_queries: int = 200
+    min_recall: float = 0.95
+    index: str = INDEX_SCANN
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"k={self.k} must be at least 1")
+        if self.k < 1 or self.dimensions_per_block < 1:
+            raise ValueError(
+                f"k={self.k} and dimensions_per_block={self.dimensions_per_block} must be at "
+                "least 1"
+            )
         for name in ("num_leaves", "num_leaves_to_search", "num_reordering_candidates"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0 = automatic)")
+        if not 0.0 <= self.min_recall <= 1.0:
+            raise ValueError(f"min_recall={self.min_recall} must be in [0, 1]")
+        if self.index not in INDEXES:
+            raise ValueError(f"index={self.index!r} is not one of {list(INDEXES)}")
 
     def resolved(self, num_items: int) -> dict[str, int]:
         """ScaNN arguments with automatic values filled in for a catalog of `num_items`."""
@@ -66,13 +98,18 @@ class ExportConfig:
             )
         leaves = self.num_leaves or max(1, int(math.sqrt(num_items)))
         leaves = min(leaves, num_items)
-        # A partition holds ~num_items/leaves items; search enough of them to see ~10*k candidates.
-        to_search = max(1, leaves // 4, math.ceil(10 * self.k * leaves / num_items))
+        if num_items <= SEARCH_ALL_LEAVES_UP_TO:
+            # Scoring every quantized item is cheap at this size; partitions only cost recall.
+            to_search = leaves
+        else:
+            # A partition holds ~num_items/leaves items; search enough to see ~10*k candidates.
+            to_search = max(1, leaves // 4, math.ceil(10 * self.k * leaves / num_items))
         return {
             "k": self.k,
             "num_leaves": leaves,
             "num_leaves_to_search": self.num_leaves_to_search or min(leaves, to_search),
             "num_reordering_candidates": self.num_reordering_candidates or max(4 * self.k, 100),
+            "dimensions_per_block": self.dimensions_per_block,
         }
 
 
@@ -148,6 +185,28 @@ def recent_histories(layout: F.DataLayout, length: int) -> dict[str, list[str]]:
     return {user: [item for _, item in sorted(pairs)[-length:]] for user, pairs in events.items()}
 
 
+#: User id of the warmup request for a user the model has never seen.
+WARMUP_UNKNOWN_USER = "warmup-unknown-user"
+
+
+def _warmup_requests(users: list[str]) -> list:
+    """Predict requests replayed before a version is offered: batches of 1 and 8 known users
+    and one unknown user, so lookups, history splitting and ScaNN run for each batch shape."""
+    from tensorflow_serving.apis import predict_pb2
+
+    batches = [users[:1], users[:8], [WARMUP_UNKNOWN_USER]]
+    requests = []
+    for batch in batches:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = F.MODEL_RETRIEVAL
+        request.model_spec.signature_name = F.SERVING_SIGNATURE
+        request.inputs[F.INPUT_USER_ID].CopyFrom(
+            tf.make_tensor_proto(np.array(batch, dtype=object))
+        )
+        requests.append(request)
+    return requests
+
+
 def next_version(model_dir: str) -> int:
     """1 + the highest numeric version under `model_dir` (1 when there is none)."""
     if not tf.io.gfile.isdir(model_dir):
@@ -186,14 +245,22 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
 
     Returns:
       Path of the written version directory.
+
+    Raises:
+      RecallTooLowError: the index misses too much of the exact top-k (`config.min_recall`).
     """
     model, train_config, data_dir = restore_model(run_dir)
     item_ids = model.catalog.ids
     titles = dict(zip(item_ids.tolist(), model.catalog.titles.tolist(), strict=True))
     params = config.resolved(len(item_ids))
-    log.info("indexing %d catalog items with ScaNN %s", len(item_ids), params)
     item_embeddings = model.embed_items(item_ids)
-    index = tfrs.layers.factorized_top_k.ScaNN(model.query_model, **params)
+    if config.index == INDEX_SCANN:
+        log.info("indexing %d catalog items with ScaNN %s", len(item_ids), params)
+        index = tfrs.layers.factorized_top_k.ScaNN(model.query_model, **params)
+    else:
+        log.info("indexing %d catalog items for brute-force search", len(item_ids))
+        params = {"k": params["k"]}
+        index = tfrs.layers.factorized_top_k.BruteForce(model.query_model, k=params["k"])
     index.index(
         candidates=tf.constant(item_embeddings), identifiers=tf.constant(item_ids.astype(str))
     )
@@ -203,7 +270,14 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
     queries = module.query_features(users)
     recall = _scann_recall(index, model.query_model(queries).numpy(), queries, item_embeddings,
                            item_ids, params["k"])  # fmt: skip
-    log.info("ScaNN recall@%d vs exact search on %d users: %.4f", params["k"], len(users), recall)
+    log.info("index recall@%d vs exact search on %d users: %.4f", params["k"], len(users), recall)
+    if recall < config.min_recall:
+        raise RecallTooLowError(
+            f"the {config.index} index finds {recall:.4f} of the exact top-{params['k']} on "
+            f"{len(users)} users, below export.min_recall={config.min_recall}; nothing was "
+            "written. Raise export.num_leaves_to_search or export.num_reordering_candidates, "
+            "lower export.dimensions_per_block, or use export.index: brute_force"
+        )
     model_dir = os.path.join(base_path, F.MODEL_RETRIEVAL)
     version = next_version(model_dir)
     final = os.path.join(model_dir, str(version))
@@ -214,17 +288,23 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
         signatures={F.SERVING_SIGNATURE: module.serve},
         options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]),
     )
+    warmup_requests = _warmup_requests(model.query_model.vocabulary)
+    warmup = write_warmup_requests(staging, warmup_requests)
     metadata = {
+        "warmup_requests": len(warmup_requests),
         "model": F.MODEL_RETRIEVAL,
         "version": version,
         "run_dir": run_dir,
         "data_dir": data_dir,
         "num_items": len(item_ids),
+        "index": config.index,
         "scann": params,
         "scann_recall_at_k": recall,
+        "min_recall": config.min_recall,
         "exported_at": int(time.time()),
     }
     files.write_json(os.path.join(staging, F.EXPORT_METADATA_FILE), metadata)
+    log.info("wrote %d warmup requests to %s", metadata["warmup_requests"], warmup)
     tf.io.gfile.rename(staging, final)
     log.info("exported %s", final)
     return final
