@@ -111,7 +111,10 @@ def _serve(args: argparse.Namespace) -> None:
     from serving.config import ServeConfig
     from serving.server import serve
 
-    config = load_section(args.config, "serve", ServeConfig, port=args.port, host=args.host)
+    config = load_section(
+        args.config, "serve", ServeConfig, port=args.port, host=args.host,
+        metrics_port=args.metrics_port,
+    )  # fmt: skip
     serve(args.model_base_path, config)
 
 
@@ -203,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-base-path", required=True)
     p.add_argument("--port", type=int)
     p.add_argument("--host")
+    p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: none)")
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("query", help="ask a server for recommendations over gRPC")

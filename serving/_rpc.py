@@ -37,15 +37,20 @@ def status_code_for(tf_error_code: int) -> grpc.StatusCode:
     return _CODES_BY_NUMBER.get(tf_error_code, grpc.StatusCode.UNKNOWN)
 
 
-def answer(rpc: str, handler: Callable[[], Response], context: grpc.ServicerContext) -> Response:
+def answer(
+    rpc: str,
+    handler: Callable[[], Response],
+    context: grpc.ServicerContext,
+    on_done: Callable[[grpc.StatusCode], None] | None = None,
+) -> Response:
     """Runs `handler` and returns its response, or aborts the RPC with the matching status.
 
     `RpcAbort` gives its own code, `ModelNotFoundError` NOT_FOUND, and any other exception
     INTERNAL (logged with its traceback, never re-raised, so one bad request cannot take the
-    server down).
+    server down). `on_done`, if given, gets the final status code (OK on success) first.
     """
     try:
-        return handler()
+        response = handler()
     except RpcAbort as e:
         code, details = e.code, e.details
     except ModelNotFoundError as e:
@@ -54,7 +59,13 @@ def answer(rpc: str, handler: Callable[[], Response], context: grpc.ServicerCont
         logger.exception("%s failed with an unexpected error", rpc)
         code = grpc.StatusCode.INTERNAL
         details = f"{rpc} failed: {type(e).__name__}: {e} (the server log has the traceback)"
+    else:
+        if on_done is not None:
+            on_done(grpc.StatusCode.OK)
+        return response
     logger.debug("%s failed: %s: %s", rpc, code.name, details)
+    if on_done is not None:
+        on_done(code)
     context.abort(code, details)
     raise AssertionError("context.abort returned")  # abort always raises; for type checkers.
 

@@ -23,6 +23,8 @@ class ServeConfig:
         server cancels them.
       max_message_mb: Largest request or response message, in MiB, the server accepts or sends
         (gRPC's own default of 4 MiB is too small for large candidate batches).
+      metrics_port: TCP port of the Prometheus endpoint (`http://host:port/metrics`,
+        `serving.metrics`); 0 serves no metrics endpoint.
     """
 
     port: int = 8500
@@ -30,6 +32,7 @@ class ServeConfig:
     max_workers: int = 8
     grace_seconds: float = 5.0
     max_message_mb: int = 64
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         _check_int("port", self.port)
@@ -54,6 +57,15 @@ class ServeConfig:
             raise ValueError(
                 f"max_message_mb={self.max_message_mb} is outside 1..{_MAX_MESSAGE_MB} "
                 "(gRPC limits messages to 2 GiB); e.g. use 64"
+            )
+
+        _check_int("metrics_port", self.metrics_port)
+        if not 0 <= self.metrics_port <= 65535 or (
+            self.metrics_port and self.metrics_port == self.port
+        ):
+            raise ValueError(
+                f"metrics_port={self.metrics_port} must be in 0..65535 (0: no metrics) and "
+                f"differ from port={self.port}; e.g. 8502"
             )
 
     @property

@@ -11,6 +11,7 @@ calling the model, so the message names the input and the expected and actual va
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import grpc
@@ -29,6 +30,7 @@ from tensorflow_serving.apis import (
 
 from recstack import features
 from serving._rpc import RpcAbort, answer, resolve_model, status_code_for
+from serving.metrics import RequestLabels, ServingMetrics
 from serving.registry import LoadedModel, ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -63,10 +65,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     Args:
       registry: The loaded models; read-only, shared by all server threads.
+      metrics: Where Predict counts its requests and latencies; None: nowhere.
     """
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, metrics: ServingMetrics | None = None) -> None:
         self._registry = registry
+        self._metrics = metrics
 
     def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
@@ -80,7 +84,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         `[batch, k]` and `scores`: DT_FLOAT `[batch, k]`, and a model_spec with the model name,
         the version that answered and the signature name.
         """
-        return answer("Predict", lambda: self._predict(request), context)
+        labels, start = RequestLabels(), time.perf_counter()
+
+        def done(code: grpc.StatusCode) -> None:
+            if self._metrics is not None:
+                seconds = time.perf_counter() - start
+                self._metrics.observe("Predict", labels, code.name, seconds)
+
+        return answer("Predict", lambda: self._predict(request, labels), context, done)
 
     def GetModelMetadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
@@ -111,8 +122,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         """Not supported: aborts with UNIMPLEMENTED (use Predict)."""
         context.abort(grpc.StatusCode.UNIMPLEMENTED, _unsupported("MultiInference"))
 
-    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    def _predict(
+        self, request: predict_pb2.PredictRequest, labels: RequestLabels
+    ) -> predict_pb2.PredictResponse:
         model = resolve_model(self._registry, request)
+        labels.model, labels.version = model.name, str(model.version)
         signature_name = request.model_spec.signature_name or features.SERVING_SIGNATURE
         signature_def = model.signature_defs.get(signature_name)
         function = model.signatures.get(signature_name)
@@ -122,6 +136,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 f'Serving signature key "{signature_name}" not found. Model '
                 f"{model.name!r} has signatures {_serving_signatures(model)}.",
             )
+        labels.signature = signature_name
         where = f"signature {signature_name!r} of model {model.name!r}"
         inputs = input_tensors(signature_def, request, where)
         aliases = _output_aliases(signature_def, request.output_filter, where)

@@ -3,9 +3,9 @@
 `create_server` assembles a gRPC server with TF Serving's `PredictionService` and
 `ModelService` plus the standard gRPC health service (`grpc.health.v1.Health`: SERVING for
 the server, "", and for each model name), which Kubernetes gRPC probes and load balancers use.
-`serve` is the blocking entry point behind `recstack serve`: load, start, wait for
-SIGTERM/SIGINT, then drain (health NOT_SERVING first, in-flight requests finish within the grace
-period).
+`serve` is the blocking entry point behind `recstack serve`: load, start (with a Prometheus
+endpoint when `metrics_port` is set), wait for SIGTERM/SIGINT, then drain (health NOT_SERVING
+first, in-flight requests finish within the grace period).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving.config import ServeConfig, format_address
+from serving.metrics import ServingMetrics
 from serving.model_service import ModelServicer
 from serving.prediction_service import PredictionServicer
 from serving.registry import ModelRegistry
@@ -85,12 +86,15 @@ class ModelServer(grpc.Server):
         return self._server.add_secure_port(address, server_credentials)
 
 
-def create_server(registry: ModelRegistry, config: ServeConfig) -> ModelServer:
+def create_server(
+    registry: ModelRegistry, config: ServeConfig, metrics: ServingMetrics | None = None
+) -> ModelServer:
     """Builds (but does not start) a gRPC server for `registry`, bound to `config.address`.
 
     Args:
       registry: The loaded models.
       config: Address, worker threads and message size limit (requests and responses).
+      metrics: Where Predict requests are counted and timed (None: nowhere).
 
     Returns:
       The bound, not yet started server; `server.port` is the bound port (the one the
@@ -110,7 +114,7 @@ def create_server(registry: ModelRegistry, config: ServeConfig) -> ModelServer:
         options=options,
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(registry), server
+        PredictionServicer(registry, metrics), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(registry), server)
     health_servicer = health.HealthServicer()
@@ -152,7 +156,8 @@ def serve(base_path: str, config: ServeConfig) -> None:
             "threads use create_server(...) with start() and stop(grace)"
         )
     registry = ModelRegistry(base_path)
-    server = create_server(registry, config)
+    metrics = ServingMetrics()
+    server = create_server(registry, config, metrics)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -163,6 +168,10 @@ def serve(base_path: str, config: ServeConfig) -> None:
     try:
         server.start()
         address = format_address(config.host, server.port)
+        if config.metrics_port:
+            bound = metrics.start_http(config.metrics_port, config.host)
+            metrics_address = format_address(config.host, bound)
+            print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
         print(f"Serving models {list(registry.names)} on {address}", flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop_requested.wait(timeout=0.5):
@@ -170,6 +179,7 @@ def serve(base_path: str, config: ServeConfig) -> None:
     finally:
         logger.info("Draining for up to %.1f s", config.grace_seconds)
         server.stop(config.grace_seconds).wait()
+        metrics.stop_http()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     logger.info("Server stopped")
