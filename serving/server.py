@@ -156,7 +156,8 @@ def serve(base_path: str, config: ServeConfig) -> None:
             "threads use create_server(...) with start() and stop(grace)"
         )
     registry = ModelRegistry(base_path)
-    metrics = ServingMetrics()
+    # Requests are counted only when there is an endpoint to read the counts from.
+    metrics = ServingMetrics() if config.metrics_port else None
     server = create_server(registry, config, metrics)
     stop_requested = threading.Event()
 
@@ -168,7 +169,7 @@ def serve(base_path: str, config: ServeConfig) -> None:
     try:
         server.start()
         address = format_address(config.host, server.port)
-        if config.metrics_port:
+        if metrics is not None:
             bound = metrics.start_http(config.metrics_port, config.host)
             metrics_address = format_address(config.host, bound)
             print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
@@ -179,7 +180,8 @@ def serve(base_path: str, config: ServeConfig) -> None:
     finally:
         logger.info("Draining for up to %.1f s", config.grace_seconds)
         server.stop(config.grace_seconds).wait()
-        metrics.stop_http()
+        if metrics is not None:
+            metrics.stop_http()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     logger.info("Server stopped")

@@ -216,15 +216,16 @@ def next_version(model_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _scann_recall(
-    index: tfrs.layers.factorized_top_k.ScaNN,
+def _index_recall(
+    index: tfrs.layers.factorized_top_k.TopK,
     query_embeddings: np.ndarray,
     queries: dict[str, tf.Tensor],
     item_embeddings: np.ndarray,
     item_ids: np.ndarray,
     k: int,
 ) -> float:
-    """Share of the exact top-k (brute force) that ScaNN returns, over the sample queries."""
+    """Share of the exact top-k (brute force over the embeddings) that `index` returns, over
+    the sample queries."""
     n = len(query_embeddings)
     exact = top_k_excluding(query_embeddings @ item_embeddings.T,
                             [np.array([], np.int64)] * n, k)  # fmt: skip
@@ -268,7 +269,7 @@ def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
     module = RetrievalServing(index, titles, histories, train_config.query.history_length)
     users = tf.constant(model.query_model.vocabulary[: config.recall_sample_queries])
     queries = module.query_features(users)
-    recall = _scann_recall(index, model.query_model(queries).numpy(), queries, item_embeddings,
+    recall = _index_recall(index, model.query_model(queries).numpy(), queries, item_embeddings,
                            item_ids, params["k"])  # fmt: skip
     log.info("index recall@%d vs exact search on %d users: %.4f", params["k"], len(users), recall)
     if recall < config.min_recall:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -44,6 +44,18 @@ def _check_cutoffs(top_k: np.ndarray, ks: Sequence[int]) -> None:
         raise ValueError(f"top_k has {top_k.shape[1]} columns; ks={list(ks)} needs {max(ks)}")
 
 
+def _mean_over_queries(
+    top_k: np.ndarray,
+    relevant: Sequence[set[int]],
+    score: Callable[[np.ndarray, set[int]], list[float]],
+    width: int,
+) -> np.ndarray:
+    """`[width]` mean of `score(ranked row, relevant set)` over the queries that have relevant
+    items (the others are skipped); zeros when no query has one."""
+    values = [score(row, items) for row, items in zip(top_k, relevant, strict=True) if items]
+    return np.mean(values, axis=0) if values else np.zeros(width)
+
+
 def recall_at_k(
     top_k: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int]
 ) -> dict[int, float]:
@@ -59,15 +71,13 @@ def recall_at_k(
       `{k: mean recall}`; 0.0 for every k when no query has a relevant item.
     """
     _check_cutoffs(top_k, ks)
-    totals = dict.fromkeys(ks, 0.0)
-    counted = 0
-    for row, items in zip(top_k, relevant, strict=True):
-        if not items:
-            continue
-        counted += 1
-        for k in ks:
-            totals[k] += len(items.intersection(row[:k].tolist())) / len(items)
-    return {k: (totals[k] / counted if counted else 0.0) for k in ks}
+    means = _mean_over_queries(
+        top_k,
+        relevant,
+        lambda row, items: [len(items.intersection(row[:k].tolist())) / len(items) for k in ks],
+        len(ks),
+    )
+    return dict(zip(ks, means.tolist(), strict=True))
 
 
 def ndcg_at_k(
@@ -82,29 +92,23 @@ def ndcg_at_k(
     """
     _check_cutoffs(top_k, ks)
     discounts = 1.0 / np.log2(np.arange(2, top_k.shape[1] + 2))
-    totals = dict.fromkeys(ks, 0.0)
-    counted = 0
-    for row, items in zip(top_k, relevant, strict=True):
-        if not items:
-            continue
-        counted += 1
+
+    def ndcg(row: np.ndarray, items: set[int]) -> list[float]:
         gains = np.fromiter((item in items for item in row.tolist()), dtype=np.float64)
-        for k in ks:
-            ideal = discounts[: min(len(items), k)].sum()
-            totals[k] += float(gains[:k] @ discounts[:k] / ideal)
-    return {k: (totals[k] / counted if counted else 0.0) for k in ks}
+        return [
+            float(gains[:k] @ discounts[:k] / discounts[: min(len(items), k)].sum()) for k in ks
+        ]
+
+    means = _mean_over_queries(top_k, relevant, ndcg, len(ks))
+    return dict(zip(ks, means.tolist(), strict=True))
 
 
 def mean_reciprocal_rank(top_k: np.ndarray, relevant: Sequence[set[int]]) -> float:
     """Mean over queries of 1 / rank of the first relevant item within `top_k` (0 when none is
     there), i.e. MRR@K for K = `top_k.shape[1]`. Queries with no relevant item are skipped."""
-    total, counted = 0.0, 0
-    for row, items in zip(top_k, relevant, strict=True):
-        if not items:
-            continue
-        counted += 1
-        for rank, item in enumerate(row.tolist(), start=1):
-            if item in items:
-                total += 1.0 / rank
-                break
-    return total / counted if counted else 0.0
+
+    def reciprocal_rank(row: np.ndarray, items: set[int]) -> list[float]:
+        ranks = [rank for rank, item in enumerate(row.tolist(), start=1) if item in items]
+        return [1.0 / ranks[0] if ranks else 0.0]
+
+    return float(_mean_over_queries(top_k, relevant, reciprocal_rank, 1)[0])
