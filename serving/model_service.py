@@ -39,7 +39,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         OK; an unknown model or version aborts with NOT_FOUND ("Could not find any versions of
         model <name>" / "Could not find version <v> of model <name>").
         """
-        return answer("GetModelStatus", lambda: self._status(request), context)
+        return answer("GetModelStatus", lambda: self.status(request), context)
 
     def HandleReloadConfigRequest(
         self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
@@ -51,9 +51,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             "version of each model at start; restart it to serve new versions",
         )
 
-    def _status(
+    def status(
         self, request: get_model_status_pb2.GetModelStatusRequest
     ) -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatus without a gRPC context (shared with the REST front end).
+
+        Raises:
+          RpcAbort: INVALID_ARGUMENT or NOT_FOUND, with TF Serving's messages.
+        """
         if not request.HasField("model_spec"):
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
         spec = request.model_spec

@@ -91,7 +91,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 seconds = time.perf_counter() - start
                 self._metrics.observe("Predict", labels, code.name, seconds)
 
-        return answer("Predict", lambda: self._predict(request, labels), context, done)
+        return answer("Predict", lambda: self.predict(request, labels), context, done)
 
     def GetModelMetadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
@@ -102,7 +102,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         signature of the SavedModel; `response.model_spec` has the model name and the version
         that answered, as TF Serving fills them.
         """
-        return answer("GetModelMetadata", lambda: self._metadata(request), context)
+        return answer("GetModelMetadata", lambda: self.metadata(request), context)
 
     def Classify(
         self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
@@ -122,9 +122,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         """Not supported: aborts with UNIMPLEMENTED (use Predict)."""
         context.abort(grpc.StatusCode.UNIMPLEMENTED, _unsupported("MultiInference"))
 
-    def _predict(
-        self, request: predict_pb2.PredictRequest, labels: RequestLabels
+    def predict(
+        self, request: predict_pb2.PredictRequest, labels: RequestLabels | None = None
     ) -> predict_pb2.PredictResponse:
+        """Predict without a gRPC context (shared by the gRPC and REST front ends).
+
+        Fills `labels` (when given) with what the request resolved to.
+
+        Raises:
+          RpcAbort: The request is invalid or the model failed (with the status code).
+          ModelNotFoundError: No such model or version is loaded.
+        """
+        labels = labels if labels is not None else RequestLabels()
         model = resolve_model(self._registry, request)
         labels.model, labels.version = model.name, str(model.version)
         signature_name = request.model_spec.signature_name or features.SERVING_SIGNATURE
@@ -159,9 +168,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[alias].CopyFrom(as_proto_field(outputs[alias].numpy()))
         return response
 
-    def _metadata(
+    def metadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        """GetModelMetadata without a gRPC context; raises `RpcAbort` or
+        `ModelNotFoundError` as `predict` does."""
         if not request.HasField("model_spec"):
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
         if not request.metadata_field:
