@@ -1,9 +1,10 @@
 """`make demo`: every stage end to end on generated data, then live gRPC queries.
 
-generate -> ingest (Beam) -> train (TFRS) -> export (ScaNN SavedModel) -> serve (a separate
-server process speaking the TF Serving API) -> query three users over gRPC -> print their
-recommendations, the eval recall of the model next to the popularity baseline, and where the
-TensorBoard logs are -> stop the server with SIGTERM.
+generate -> ingest (Beam) -> train (TFRS) -> export (retrieval, ranking and recommender
+SavedModels sharing a ScaNN index) -> serve (a separate server process speaking the TF Serving
+API) -> ask the recommender for three users over gRPC, and once more with MMR diversity ->
+print the recommendations, the eval recall of the model next to the popularity baseline, and
+where the TensorBoard logs are -> stop the server with SIGTERM.
 """
 
 from __future__ import annotations
@@ -60,17 +61,26 @@ def stop_server(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
     return process.returncode
 
 
-def _print_recommendations(client, users, raw_dir, categories_of, k=10) -> None:
+def _print_recommendations(client, users, raw_dir, categories_of, k=10, mmr_lambda=0.3) -> None:
+    """Each user's top k from the `recommender` model, then the first user's list re-ranked
+    for diversity with `mmr_lambda`."""
     truth_path = os.path.join(raw_dir, F.RAW_TRUTH_FILE)
     truth = json.load(open(truth_path, encoding="utf-8")) if os.path.exists(truth_path) else {}
-    for user, recs in zip(users, client.recommend(users, k), strict=True):
-        planted = truth.get("user_topics", {}).get(user, {})
+
+    def show(recs: list, heading: str) -> None:
         shown = Counter(c for rec in recs for c in categories_of.get(rec.item_id, []))
-        print(f"\nuser {user}  planted topics: {planted}")
-        print(f"  categories of the top {k}: {dict(shown.most_common(4))}")
+        print(heading)
+        print(f"  categories of the top {k}: {dict(shown.most_common(4))} "
+              f"({len(shown)} distinct)")  # fmt: skip
         for rank, rec in enumerate(recs, start=1):
             cats = "|".join(categories_of.get(rec.item_id, []))
             print(f"  {rank:2d}. {rec.item_id}  {rec.score:7.3f}  {rec.title:<40} [{cats}]")
+
+    for user, recs in zip(users, client.recommend(users, k), strict=True):
+        planted = truth.get("user_topics", {}).get(user, {})
+        show(recs, f"\nuser {user}  planted topics: {planted}")
+    diverse = client.recommend(users[:1], k, mmr_lambda=mmr_lambda)[0]
+    show(diverse, f"\nuser {users[0]} again, re-ranked for diversity (mmr_lambda={mmr_lambda})")
 
 
 @dataclasses.dataclass
@@ -105,7 +115,7 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
     from recstack import synthetic
     from serving.client import ServingClient
     from trainer.config import TrainConfig
-    from trainer.export import ExportConfig, export_retrieval
+    from trainer.export import ExportConfig, export_models
     from trainer.train import train
 
     config = config or DEFAULT_CONFIG
@@ -127,10 +137,12 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
         print(format_summary(report.stats))
     with report.stage(3, "train", "train the TFRS two-tower retrieval model"):
         report.metrics = train(load_section(config, "train", TrainConfig), data, run).metrics
-    with report.stage(4, "export", "export a ScaNN retrieval SavedModel in TF Serving layout"):
-        print(export_retrieval(run, models, load_section(config, "export", ExportConfig)))
+    with report.stage(4, "export", "export retrieval, ranking and recommender SavedModels"):
+        exported = export_models(run, models, load_section(config, "export", ExportConfig))
+        for path in exported.values():
+            print(path)
     server_log = os.path.join(workdir, "server.log")
-    with report.stage(5, "serve", "serve over gRPC (TensorFlow Serving API), query three users"):
+    with report.stage(5, "serve", "serve over gRPC (TensorFlow Serving API), ask the recommender"):
         port = free_port()
         server = start_server(models, port, server_log, config)
         try:

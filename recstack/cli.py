@@ -7,8 +7,8 @@
     recstack train --data DIR --run-dir DIR [--set text.mode=frozen ...]
                                               retrieval + ranking, TensorBoard, checkpoints
     recstack export --run-dir DIR --model-base-path DIR
-    recstack serve --model-base-path DIR --port 8500
-    recstack query --target HOST:PORT --user-id U [--user-id V] --k 10
+    recstack serve --model-base-path DIR --port 8500   (or --model_config_file FILE)
+    recstack query --target HOST:PORT --user-id U [--user-id V] --k 10 [--mmr-lambda 0.3]
     recstack demo --workdir DIR               all of the above, end to end
 
 Stage modules are imported inside each command, so `recstack --help` starts instantly and
@@ -101,10 +101,12 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from trainer.export import ExportConfig, export_retrieval
+    from trainer.export import ExportConfig, export_models
 
-    config = load_section(args.config, "export", ExportConfig, k=args.k)
-    print(export_retrieval(args.run_dir, args.model_base_path, config))
+    overrides = {"k": args.k, "models": tuple(args.models.split(",")) if args.models else None}
+    config = load_section(args.config, "export", ExportConfig, **overrides)
+    for path in export_models(args.run_dir, args.model_base_path, config).values():
+        print(path)
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -113,9 +115,10 @@ def _serve(args: argparse.Namespace) -> None:
 
     config = load_section(
         args.config, "serve", ServeConfig, port=args.port, host=args.host,
-        metrics_port=args.metrics_port,
+        metrics_port=args.metrics_port, model_config_file=args.model_config_file,
+        file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
     )  # fmt: skip
-    serve(args.model_base_path, config)
+    serve(args.model_base_path or "", config)
 
 
 def _query(args: argparse.Namespace) -> None:
@@ -123,9 +126,20 @@ def _query(args: argparse.Namespace) -> None:
 
     from serving.client import ServingClient
 
-    with ServingClient(args.target, timeout_s=args.timeout) as client:
+    if args.model != F.MODEL_RECOMMENDER and (args.exclude or args.mmr_lambda):
+        sys.exit(f"error: --exclude and --mmr-lambda need --model {F.MODEL_RECOMMENDER}")
+    if (args.model == F.MODEL_RANKING) != bool(args.item_id):
+        sys.exit(f"error: --item-id is needed with --model {F.MODEL_RANKING} and only there")
+    with ServingClient(args.target, timeout_s=args.timeout, retries=args.retries) as client:
         try:
-            results = client.recommend(args.user_id, args.k, model=args.model)
+            if args.model == F.MODEL_RANKING:
+                results = client.rank(args.user_id, [args.item_id] * len(args.user_id))
+            elif args.model == F.MODEL_RECOMMENDER:
+                exclude = [args.exclude or []] * len(args.user_id)
+                results = client.recommend(args.user_id, args.k, args.model, args.mmr_lambda,
+                                           exclude)  # fmt: skip
+            else:
+                results = client.recommend(args.user_id, args.k, model=args.model)
         except grpc.RpcError as e:
             sys.exit(f"error: {args.target} answered {e.code().name}: {e.details()}")
     for user, recommendations in zip(args.user_id, results, strict=True):
@@ -196,25 +210,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard-dir", help="TensorBoard logs (default: RUN_DIR/tensorboard)")
     p.set_defaults(run=_train)
 
-    p = sub.add_parser("export", help="export a ScaNN retrieval SavedModel (TF Serving layout)")
+    p = sub.add_parser(
+        "export", help="export the retrieval, ranking and recommender SavedModels (TF Serving)"
+    )
     p.add_argument("--run-dir", required=True)
     p.add_argument("--model-base-path", required=True)
-    p.add_argument("--k", type=int, help="items returned per query")
+    p.add_argument("--k", type=int, help="retrieval: items per user; recommender: the largest k")
+    p.add_argument(
+        "--models", help=f"comma-separated subset of {','.join(F.SERVED_MODELS)} (default: all)"
+    )
     p.set_defaults(run=_export)
 
     p = sub.add_parser("serve", help="serve the TensorFlow Serving gRPC API")
-    p.add_argument("--model-base-path", required=True)
+    models = p.add_mutually_exclusive_group(required=True)
+    models.add_argument(
+        "--model-base-path",
+        "--model_base_path",
+        dest="model_base_path",
+        help="every sub-directory is a model; its newest version is served",
+    )
+    models.add_argument(
+        "--model_config_file",
+        "--model-config-file",
+        dest="model_config_file",
+        help="TF Serving's text ModelServerConfig: models, version policies, labels",
+    )
+    p.add_argument(
+        "--file_system_poll_wait_seconds",
+        "--file-system-poll-wait-seconds",
+        dest="file_system_poll_wait_seconds",
+        type=float,
+        help="seconds between polls for new model versions (0: load once; default 1)",
+    )
     p.add_argument("--port", type=int)
     p.add_argument("--host")
     p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: none)")
     p.set_defaults(run=_serve)
 
-    p = sub.add_parser("query", help="ask a server for recommendations over gRPC")
+    p = sub.add_parser("query", help="ask a server (gRPC) for recommendations or scores")
     p.add_argument("--target", default="localhost:8500", help="host:port of the server")
-    p.add_argument("--model", default=F.MODEL_RETRIEVAL)
+    p.add_argument(
+        "--model", default=F.MODEL_RECOMMENDER,
+        help=f"{F.MODEL_RECOMMENDER} (default), {F.MODEL_RETRIEVAL} or {F.MODEL_RANKING}",
+    )  # fmt: skip
     p.add_argument("--user-id", action="append", required=True, help="repeat for more users")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=int, default=10, help="items per user")
+    p.add_argument("--mmr-lambda", type=float, default=0.0,
+                   help="recommender: diversity weight in [0, 1]")  # fmt: skip
+    p.add_argument("--exclude", action="append", metavar="ITEM_ID",
+                   help="recommender: never return this item (repeat)")  # fmt: skip
+    p.add_argument("--item-id", action="append",
+                   help="ranking: a candidate to score (repeat)")  # fmt: skip
     p.add_argument("--timeout", type=float, default=10.0, help="deadline per request, seconds")
+    p.add_argument("--retries", type=int, default=3,
+                   help="retries after UNAVAILABLE, within the deadline")  # fmt: skip
     p.set_defaults(run=_query)
 
     p = sub.add_parser("demo", help="generate -> ingest -> train -> export -> serve -> query")

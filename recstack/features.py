@@ -267,9 +267,18 @@ MODEL_RETRIEVAL = "retrieval"
 MODEL_RANKING = "ranking"
 MODEL_RECOMMENDER = "recommender"
 SERVING_SIGNATURE = "serving_default"
-#: Signature input: user ids, string tensor of shape [batch].
+#: Exported models, in the order they are written.
+SERVED_MODELS = (MODEL_RETRIEVAL, MODEL_RANKING, MODEL_RECOMMENDER)
+#: Signature input of every model: user ids, string tensor of shape [batch].
 INPUT_USER_ID = USER_ID
-#: Signature outputs, each of shape [batch, k].
+#: `ranking` input: candidate item ids to score, string [batch, n].
+INPUT_ITEM_IDS = "item_ids"
+#: `recommender` inputs: items per user, int32 [batch]; MMR diversity weight in [0, 1],
+#: float32 [batch]; items never to return, string [batch, m] ("" pads rows).
+INPUT_K = "k"
+INPUT_MMR_LAMBDA = "mmr_lambda"
+INPUT_EXCLUDE_ITEM_IDS = "exclude_item_ids"
+#: Signature outputs, each of shape [batch, k] (`ranking`: [batch, n], no item_ids).
 OUTPUT_ITEM_IDS = "item_ids"
 OUTPUT_SCORES = "scores"
 OUTPUT_TITLES = "titles"

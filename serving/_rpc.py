@@ -45,16 +45,17 @@ def answer(
 ) -> Response:
     """Runs `handler` and returns its response, or aborts the RPC with the matching status.
 
-    `RpcAbort` gives its own code, `ModelNotFoundError` NOT_FOUND, and any other exception
-    INTERNAL (logged with its traceback, never re-raised, so one bad request cannot take the
-    server down). `on_done`, if given, gets the final status code (OK on success) first.
+    `RpcAbort` gives its own code, `ModelNotFoundError` NOT_FOUND (INVALID_ARGUMENT for an
+    unrecognized version label, as TF Serving answers), and any other exception INTERNAL
+    (logged with its traceback, never re-raised, so one bad request cannot take the server
+    down). `on_done`, if given, gets the final status code (OK on success) first.
     """
     try:
         response = handler()
     except RpcAbort as e:
         code, details = e.code, e.details
     except ModelNotFoundError as e:
-        code, details = grpc.StatusCode.NOT_FOUND, str(e)
+        code, details = not_found_code(e), str(e)
     except Exception as e:
         logger.exception("%s failed with an unexpected error", rpc)
         code = grpc.StatusCode.INTERNAL
@@ -70,24 +71,28 @@ def answer(
     raise AssertionError("context.abort returned")  # abort always raises; for type checkers.
 
 
+def not_found_code(error: ModelNotFoundError) -> grpc.StatusCode:
+    """TF Serving's status code for `error`: INVALID_ARGUMENT for an unrecognized version
+    label, NOT_FOUND for an unknown model or version."""
+    return grpc.StatusCode.NOT_FOUND if error.label is None else grpc.StatusCode.INVALID_ARGUMENT
+
+
 def resolve_model(registry: ModelRegistry, request: Any) -> LoadedModel:
     """Returns the model `request.model_spec` names, checking the spec as TF Serving does.
 
+    `model_spec.version` asks for that version, `model_spec.version_label` for the version the
+    model's config labels so (e.g. "stable"), neither for the newest available version.
+
     Raises:
-      RpcAbort: INVALID_ARGUMENT when the request has no model_spec, no model name, or a
-        version_label (this server has no label configuration).
-      ModelNotFoundError: No such model or version is loaded.
+      RpcAbort: INVALID_ARGUMENT when the request has no model_spec or no model name.
+      ModelNotFoundError: No such model, version or label (see `not_found_code`).
     """
     if not request.HasField("model_spec"):
         raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
     spec = request.model_spec
     if not spec.name:
         raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
-    if spec.WhichOneof("version_choice") == "version_label":
-        raise RpcAbort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"ModelSpec has version_label {spec.version_label!r}, but this server has no "
-            "version labels; set model_spec.version to a number or leave it unset for the newest",
-        )
-    version = spec.version.value if spec.HasField("version") else None
-    return registry.get(spec.name, version)
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version_label":
+        return registry.get(spec.name, label=spec.version_label)
+    return registry.get(spec.name, spec.version.value if choice == "version" else None)

@@ -5,14 +5,18 @@ server and to a real `tensorflow_model_server` alike. RPC failures surface as `g
 with TF Serving's status code and message (`e.code()`, `e.details()`).
 
     with ServingClient("localhost:8500") as client:
-        client.wait_until_ready(30, model=features.MODEL_RETRIEVAL)
-        for rec in client.recommend(["u1"], k=5)[0]:
+        client.wait_until_ready(30, model=features.MODEL_RECOMMENDER)
+        for rec in client.recommend(["u1"], k=5, mmr_lambda=0.3, exclude=[["i7"]])[0]:
             print(rec.item_id, rec.title, rec.score)
+
+Every RPC has a deadline (`timeout_s`) and is retried by gRPC itself (a channel retry policy)
+when the server answers UNAVAILABLE, e.g. while it restarts or drains.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +41,21 @@ logger = logging.getLogger(__name__)
 
 _SIGNATURE_DEF_FIELD = "signature_def"
 _POLL_SECONDS = 0.2
+#: Status codes gRPC retries: the server is (momentarily) not there, nothing ran.
+RETRYABLE_CODES = ("UNAVAILABLE",)
+
+
+def retry_service_config(retries: int, initial_backoff_s: float = 0.1) -> str:
+    """gRPC service config JSON retrying every method up to `retries` times on UNAVAILABLE,
+    with exponential backoff from `initial_backoff_s` (at most 2 s between attempts)."""
+    policy = {
+        "maxAttempts": retries + 1,
+        "initialBackoff": f"{initial_backoff_s}s",
+        "maxBackoff": "2s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": list(RETRYABLE_CODES),
+    }
+    return json.dumps({"methodConfig": [{"name": [{}], "retryPolicy": policy}]})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,27 +78,34 @@ class ServingClient:
 
     Args:
       target: `host:port` of the gRPC API, e.g. `localhost:8500`.
-      timeout_s: Deadline of each RPC, in seconds.
+      timeout_s: Deadline of each RPC (all its attempts), in seconds.
       max_message_mb: Largest message sent or received, in MiB (match the server's).
+      retries: Further attempts after an UNAVAILABLE answer (0: none), with backoff, within
+        the deadline.
 
     Usable as a context manager, which closes the channel on exit.
     """
 
-    def __init__(self, target: str, timeout_s: float = 10.0, max_message_mb: int = 64) -> None:
+    def __init__(
+        self, target: str, timeout_s: float = 10.0, max_message_mb: int = 64, retries: int = 3
+    ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s={timeout_s} must be > 0 seconds")
         if max_message_mb < 1:
             raise ValueError(f"max_message_mb={max_message_mb} must be >= 1")
+        if not 0 <= retries <= 4:  # gRPC caps maxAttempts at 5.
+            raise ValueError(f"retries={retries} must be in 0..4")
         max_bytes = max_message_mb * 1024 * 1024
         self._target = target
         self._timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", max_bytes),
-                ("grpc.max_receive_message_length", max_bytes),
-            ],
-        )
+        options = [
+            ("grpc.max_send_message_length", max_bytes),
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.enable_retries", int(retries > 0)),
+        ]
+        if retries:
+            options.append(("grpc.service_config", retry_service_config(retries)))
+        self._channel = grpc.insecure_channel(target, options=options)
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -127,37 +153,51 @@ class ServingClient:
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
     def recommend(
-        self, user_ids: Sequence[str], k: int, model: str = features.MODEL_RETRIEVAL
+        self,
+        user_ids: Sequence[str],
+        k: int,
+        model: str = features.MODEL_RECOMMENDER,
+        mmr_lambda: float = 0.0,
+        exclude: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Recommendation]]:
-        """Returns the top `k` items for each user, best first.
+        """Returns up to `k` items for each user, best first.
 
         Args:
           user_ids: Users to recommend for (one request, batch `[len(user_ids)]`).
-          k: Items per user; at most the number the model returns per query.
-          model: A model whose serving signature maps `features.INPUT_USER_ID` to
-            `features.OUTPUT_ITEM_IDS` and `features.OUTPUT_SCORES` (and optionally
-            `features.OUTPUT_TITLES`), each of shape `[batch, model_k]`.
+          k: Items per user.
+          model: `features.MODEL_RECOMMENDER` (or a model with its signature: `k`,
+            `mmr_lambda` and `exclude_item_ids` are sent), or a retrieval-style model whose
+            signature maps `user_id` to `item_ids`, `scores` (and optionally `titles`) of shape
+            `[batch, model_k]`, cut to `k` here.
+          mmr_lambda: Recommender only: diversity weight in [0, 1] (0: the ranking order).
+          exclude: Recommender only: per user, item ids never to return.
 
         Returns:
-          One list of `k` recommendations per user, in the order of `user_ids`.
+          One list per user, in the order of `user_ids`: `k` recommendations, fewer only when
+          the recommender ran out of items that are not excluded.
 
         Raises:
-          ValueError: `k < 1`, `user_ids` is empty, `k` exceeds what the model returns, or
-            the model's outputs are not those above.
+          ValueError: `k < 1`, `user_ids` is empty, `exclude` has the wrong length, `k`
+            exceeds what a retrieval-style model returns, or the model's outputs are not
+            those above.
           TypeError: `user_ids` is a single string instead of a sequence of strings.
-          grpc.RpcError: The server refused or failed the request.
+          grpc.RpcError: The server refused or failed the request (e.g. INVALID_ARGUMENT for
+            a k above the recommender's largest).
         """
-        if isinstance(user_ids, str | bytes):
-            raise TypeError(
-                f"user_ids={user_ids!r} is one string; pass a list, e.g. [{user_ids!r}]"
-            )
+        users = _user_batch(user_ids)
         if k < 1:
             raise ValueError(f"k={k} must be at least 1")
-        if not user_ids:
-            raise ValueError("user_ids is empty; pass at least one user id")
-        inputs = {features.INPUT_USER_ID: np.array([str(u) for u in user_ids], dtype=object)}
+        inputs: dict[str, np.ndarray] = {features.INPUT_USER_ID: users}
+        recommender = model == features.MODEL_RECOMMENDER
+        if recommender:
+            inputs.update(recommender_inputs(len(users), k, mmr_lambda, exclude))
+        elif exclude is not None or mmr_lambda:
+            raise ValueError(
+                f"exclude and mmr_lambda need the {features.MODEL_RECOMMENDER!r} model, not "
+                f"{model!r}"
+            )
         outputs = self.predict(model, inputs)
-        item_ids, scores = _required_outputs(model, outputs, len(user_ids))
+        item_ids, scores = _required_outputs(model, outputs, len(users))
         titles = outputs.get(features.OUTPUT_TITLES)
         if titles is not None and titles.shape != item_ids.shape:
             raise ValueError(
@@ -165,7 +205,7 @@ class ServingClient:
                 f"{titles.shape} but {features.OUTPUT_ITEM_IDS!r} of shape {item_ids.shape}; "
                 "re-export the model"
             )
-        if k > item_ids.shape[1]:
+        if not recommender and k > item_ids.shape[1]:
             raise ValueError(
                 f"k={k} exceeds the {item_ids.shape[1]} items model {model!r} returns per "
                 "user; lower k or re-export the model with a larger k"
@@ -177,10 +217,49 @@ class ServingClient:
                     title="" if titles is None else _text(titles[row, col]),
                     score=float(scores[row, col]),
                 )
-                for col in range(k)
+                for col in range(min(k, item_ids.shape[1]))
+                if _text(item_ids[row, col])  # "" pads lists the recommender could not fill
             ]
-            for row in range(len(user_ids))
+            for row in range(len(users))
         ]
+
+    def rank(
+        self,
+        user_ids: Sequence[str],
+        item_ids: Sequence[Sequence[str]],
+        model: str = features.MODEL_RANKING,
+    ) -> list[list[Recommendation]]:
+        """Scores each user's candidate items with the ranking model; best first.
+
+        Args:
+          user_ids: Users, batch `[len(user_ids)]`.
+          item_ids: Per user, the candidates to score (lists may differ in length).
+
+        Returns:
+          Per user, its candidates as recommendations sorted by score (highest first).
+
+        Raises:
+          ValueError: `item_ids` does not have one list per user.
+          grpc.RpcError: The server refused or failed the request.
+        """
+        users = _user_batch(user_ids)
+        candidates = _padded(item_ids, len(users), "item_ids")
+        outputs = self.predict(model, {features.INPUT_USER_ID: users,
+                                       features.INPUT_ITEM_IDS: candidates})  # fmt: skip
+        scores = outputs[features.OUTPUT_SCORES]
+        titles = outputs.get(features.OUTPUT_TITLES)
+        ranked = []
+        for row, items in enumerate(item_ids):
+            recs = [
+                Recommendation(
+                    str(item),
+                    "" if titles is None else _text(titles[row, col]),
+                    float(scores[row, col]),
+                )  # fmt: skip
+                for col, item in enumerate(items)
+            ]
+            ranked.append(sorted(recs, key=lambda r: -r.score))
+        return ranked
 
     def metadata(self, model: str, version: int | None = None) -> dict[str, Any]:
         """Returns the model's SignatureDefs (`tensorflow.SignatureDef` protos) by name.
@@ -291,6 +370,42 @@ class ServingClient:
         available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
         ready = any(s.state == available for s in response.model_version_status)
         return ready, f"model {model!r} has no AVAILABLE version"
+
+
+def recommender_inputs(
+    batch: int, k: int, mmr_lambda: float = 0.0, exclude: Sequence[Sequence[str]] | None = None
+) -> dict[str, np.ndarray]:
+    """The `recommender` signature's inputs besides `user_id`, for `batch` users alike: `k`
+    int32 `[batch]`, `mmr_lambda` float32 `[batch]`, `exclude_item_ids` string `[batch, m]`
+    ("" padded)."""
+    return {
+        features.INPUT_K: np.full(batch, k, np.int32),
+        features.INPUT_MMR_LAMBDA: np.full(batch, mmr_lambda, np.float32),
+        features.INPUT_EXCLUDE_ITEM_IDS: _padded(exclude or [[]] * batch, batch, "exclude"),
+    }
+
+
+def _user_batch(user_ids: Sequence[str]) -> np.ndarray:
+    if isinstance(user_ids, str | bytes):
+        raise TypeError(f"user_ids={user_ids!r} is one string; pass a list, e.g. [{user_ids!r}]")
+    if not user_ids:
+        raise ValueError("user_ids is empty; pass at least one user id")
+    return np.array([str(u) for u in user_ids], dtype=object)
+
+
+def _padded(lists: Sequence[Sequence[str]], batch: int, name: str) -> np.ndarray:
+    """Per-user id lists as a string `[batch, max(1, longest)]` array padded with ""."""
+    if len(lists) != batch:
+        raise ValueError(f"{name} has {len(lists)} lists for {batch} user(s); pass one per user")
+    # At least one column: TF Serving's batching cannot merge an empty [batch, 0] tensor with
+    # non-empty ones ("Got empty tensor in batch of non-empty tensors").
+    width = max(1, max((len(ids) for ids in lists), default=0))
+    array = np.full((batch, width), "", dtype=object)
+    for row, ids in enumerate(lists):
+        if isinstance(ids, str | bytes):
+            raise TypeError(f"{name}[{row}]={ids!r} is one string; pass a list of ids")
+        array[row, : len(ids)] = [str(i) for i in ids]
+    return array
 
 
 def _as_array(values: Any) -> np.ndarray:

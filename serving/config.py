@@ -1,4 +1,5 @@
-"""Configuration of the model server: where it listens and how it handles load and shutdown."""
+"""Configuration of the model server: what it serves, where it listens, how it handles load,
+model updates and shutdown."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ _MAX_MESSAGE_MB = 2047
 
 @dataclasses.dataclass(frozen=True)
 class ServeConfig:
-    """How `serving.server` listens and shuts down (the `serve` section of `tfx_config/`).
+    """How `serving.server` listens, finds models and shuts down (the `serve` section of
+    `tfx_config/`).
 
     Attributes:
       port: TCP port of the gRPC API; 8500 is TensorFlow Serving's gRPC port. 0 asks the
@@ -25,6 +27,12 @@ class ServeConfig:
         (gRPC's own default of 4 MiB is too small for large candidate batches).
       metrics_port: TCP port of the Prometheus endpoint (`http://host:port/metrics`,
         `serving.metrics`); 0 serves no metrics endpoint.
+      model_config_file: TF Serving's text-format `ModelServerConfig` listing the models,
+        their base paths, version policies and labels (`serving.model_config`); "" serves a
+        model base path instead (given to `serve` separately).
+      file_system_poll_wait_seconds: Period, in seconds, of the poll for new and removed
+        model versions (TF Serving's flag of the same name; fractions allowed here); 0 loads
+        the models once, at start.
     """
 
     port: int = 8500
@@ -33,6 +41,8 @@ class ServeConfig:
     grace_seconds: float = 5.0
     max_message_mb: int = 64
     metrics_port: int = 0
+    model_config_file: str = ""
+    file_system_poll_wait_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int("port", self.port)
@@ -66,6 +76,19 @@ class ServeConfig:
             raise ValueError(
                 f"metrics_port={self.metrics_port} must be in 0..65535 (0: no metrics) and "
                 f"differ from port={self.port}; e.g. 8502"
+            )
+        if not isinstance(self.model_config_file, str):
+            raise TypeError(
+                f"model_config_file={self.model_config_file!r} must be a path (a string; '' "
+                "for none)"
+            )
+        poll = self.file_system_poll_wait_seconds
+        if isinstance(poll, bool) or not isinstance(poll, int | float):
+            raise TypeError(f"file_system_poll_wait_seconds={poll!r} must be a number of seconds")
+        if not math.isfinite(poll) or poll < 0:
+            raise ValueError(
+                f"file_system_poll_wait_seconds={poll} must be a finite number >= 0 (e.g. 1; 0 "
+                "turns polling off)"
             )
 
     @property

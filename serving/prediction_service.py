@@ -102,7 +102,20 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         signature of the SavedModel; `response.model_spec` has the model name and the version
         that answered, as TF Serving fills them.
         """
-        return answer("GetModelMetadata", lambda: self.metadata(request), context)
+        labels, start = RequestLabels(), time.perf_counter()
+
+        def handle() -> get_model_metadata_pb2.GetModelMetadataResponse:
+            response = self.metadata(request)
+            labels.model = response.model_spec.name
+            labels.version = str(response.model_spec.version.value)
+            return response
+
+        def done(code: grpc.StatusCode) -> None:
+            if self._metrics is not None:
+                seconds = time.perf_counter() - start
+                self._metrics.observe("GetModelMetadata", labels, code.name, seconds)
+
+        return answer("GetModelMetadata", handle, context, done)
 
     def Classify(
         self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext

@@ -1,11 +1,14 @@
-"""The model server: TensorFlow Serving's gRPC API over the SavedModels of a model base path.
+"""The model server: TensorFlow Serving's gRPC API over the SavedModels of a model config.
 
 `create_server` assembles a gRPC server with TF Serving's `PredictionService` and
 `ModelService` plus the standard gRPC health service (`grpc.health.v1.Health`: SERVING for
 the server, "", and for each model name), which Kubernetes gRPC probes and load balancers use.
-`serve` is the blocking entry point behind `recstack serve`: load, start (with a Prometheus
-endpoint when `metrics_port` is set), wait for SIGTERM/SIGINT, then drain (health NOT_SERVING
-first, in-flight requests finish within the grace period).
+While it runs, a background thread polls the model base paths every
+`file_system_poll_wait_seconds` (`ModelRegistry.poll`: new versions are loaded, then swapped
+in), and the health statuses follow the models: one that appears becomes SERVING, one that is
+removed NOT_SERVING. `serve` is the blocking entry point behind `recstack serve`: load, start
+(with a Prometheus endpoint when `metrics_port` is set), wait for SIGTERM/SIGINT, then drain
+(health NOT_SERVING first, in-flight requests finish within the grace period).
 """
 
 from __future__ import annotations
@@ -23,24 +26,59 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from serving.config import ServeConfig, format_address
 from serving.metrics import ServingMetrics
+from serving.model_config import read_model_config_file
 from serving.model_service import ModelServicer
 from serving.prediction_service import PredictionServicer
 from serving.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
+#: How long `ModelServer.stop` waits for a poll in progress (a model load) before leaving it
+#: to finish in its daemon thread.
+_POLLER_STOP_SECONDS = 5.0
+
+
+class _Poller:
+    """Calls `registry.poll()` every `period` seconds in a daemon thread until stopped."""
+
+    def __init__(self, registry: ModelRegistry, period: float) -> None:
+        self._registry = registry
+        self._period = period
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.warning("A model poll is still running; it finishes in the background")
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._period):
+            try:
+                self._registry.poll()
+            except Exception:
+                # poll() reports load failures itself; this keeps the thread alive after a bug.
+                logger.exception("Polling the model base paths failed; retrying")
+
 
 class ModelServer(grpc.Server):
     """A `grpc.Server` answering TF Serving's API, which knows its port and drains gracefully.
 
-    Built by `create_server`. It behaves like the wrapped `grpc.Server`, except that `stop`
-    first marks every health status NOT_SERVING (so probes and load balancers stop sending
-    traffic) and then stops with the given grace period.
+    Built by `create_server`. It behaves like the wrapped `grpc.Server`, except that `start`
+    also starts polling the registry (when it is a `ModelRegistry` and the poll period is
+    positive) and keeps the health statuses in step with its models, and `stop` first marks
+    every health status NOT_SERVING (so probes and load balancers stop sending traffic), stops
+    polling, and then stops with the given grace period.
 
     Attributes:
       port: The TCP port the server is bound to (the chosen one when configured with port 0).
-      model_names: The models it serves.
-      health: The `grpc.health.v1` servicer; "" and each model name are SERVING until `stop`.
+      health: The `grpc.health.v1` servicer; "" and each served model name are SERVING until
+        `stop`; a model that is unloaded becomes NOT_SERVING.
     """
 
     def __init__(
@@ -48,22 +86,54 @@ class ModelServer(grpc.Server):
         server: grpc.Server,
         port: int,
         health_servicer: health.HealthServicer,
-        model_names: tuple[str, ...],
+        registry: ModelRegistry,
+        poll_seconds: float = 0.0,
     ) -> None:
         self._server = server
         self.health = health_servicer
         self.port = port
-        self.model_names = model_names
+        self._registry = registry
+        self._poll_seconds = poll_seconds
+        self._poller: _Poller | None = None
+        self._health_lock = threading.Lock()
+        self._healthy: set[str] = set()
+        self._sync_health(registry.names)
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """The models it serves now, sorted."""
+        return self._registry.names
 
     def start(self) -> None:
-        """Starts answering RPCs (returns immediately)."""
+        """Starts answering RPCs and polling for model versions (returns immediately)."""
         self._server.start()
+        if isinstance(self._registry, ModelRegistry):
+            self._registry.subscribe(self._sync_health)  # Also syncs the current names.
+            if self._poll_seconds > 0:
+                self._poller = _Poller(self._registry, self._poll_seconds)
+                self._poller.start()
 
     def stop(self, grace: float | None) -> threading.Event:
-        """Marks health NOT_SERVING, rejects new RPCs and cancels those still running after
-        `grace` seconds (None: at once). Returns an event set when the server has stopped."""
+        """Marks health NOT_SERVING, stops polling, rejects new RPCs and cancels those still
+        running after `grace` seconds (None: at once). Returns an event set when the server
+        has stopped."""
         self.health.enter_graceful_shutdown()
+        if self._poller is not None:
+            self._poller.stop(timeout=_POLLER_STOP_SECONDS)
+            self._poller = None
+        if isinstance(self._registry, ModelRegistry):
+            self._registry.unsubscribe(self._sync_health)
         return self._server.stop(grace)
+
+    def _sync_health(self, names: tuple[str, ...]) -> None:
+        """Models in `names` SERVING, models served before but not now NOT_SERVING."""
+        with self._health_lock:
+            for name in sorted(self._healthy - set(names)):
+                logger.info("Health of model %r: NOT_SERVING (unloaded)", name)
+                self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            for name in names:
+                self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self._healthy = set(names)
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         """Blocks until the server stops or `timeout` seconds pass; True on timeout."""
@@ -92,9 +162,12 @@ def create_server(
     """Builds (but does not start) a gRPC server for `registry`, bound to `config.address`.
 
     Args:
-      registry: The loaded models.
-      config: Address, worker threads and message size limit (requests and responses).
-      metrics: Where Predict requests are counted and timed (None: nowhere).
+      registry: The models. A `ModelRegistry` is polled every
+        `config.file_system_poll_wait_seconds` while the server runs (0: never); any other
+        object with `names` and `get(name, version)` is served as it is.
+      config: Address, worker threads, message size limit (requests and responses) and poll
+        period.
+      metrics: Where RPCs are counted and timed (None: nowhere).
 
     Returns:
       The bound, not yet started server; `server.port` is the bound port (the one the
@@ -116,11 +189,11 @@ def create_server(
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(registry, metrics), server
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(registry), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelServicer(registry, metrics), server
+    )
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    for name in registry.names:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
     try:
@@ -131,23 +204,47 @@ def create_server(
         ) from e
     if port == 0:  # Older grpc releases report a failed bind as port 0.
         raise OSError(f"cannot listen on {config.address}; choose another port")
-    return ModelServer(server, port, health_servicer, registry.names)
+    return ModelServer(
+        server, port, health_servicer, registry, config.file_system_poll_wait_seconds
+    )
+
+
+def open_registry(base_path: str, config: ServeConfig) -> ModelRegistry:
+    """Loads the models of `base_path` or of `config.model_config_file` (exactly one is set).
+
+    Raises:
+      ValueError: Both or neither are set, or the config file or a model is invalid.
+      FileNotFoundError: The base path, config file or a version's `saved_model.pb` is missing.
+    """
+    if bool(base_path) == bool(config.model_config_file):
+        raise ValueError(
+            f"give exactly one of a model base path ({base_path!r}) and a model config file "
+            f"({config.model_config_file!r}): --model_base_path or --model_config_file"
+        )
+    if base_path:
+        return ModelRegistry(base_path)
+    return ModelRegistry(config=read_model_config_file(config.model_config_file))
 
 
 def serve(base_path: str, config: ServeConfig) -> None:
-    """Serves the newest version of every model under `base_path` until SIGTERM or SIGINT.
+    """Serves the models of `base_path` or `config.model_config_file` until SIGTERM or SIGINT.
 
-    Prints `Serving models [...] on host:port` once the server answers. On the first signal
-    it marks health NOT_SERVING, stops accepting RPCs, lets in-flight ones finish for up to
-    `config.grace_seconds`, and returns. Must run in the main thread (Python delivers signals
-    there only).
+    With a base path, every sub-directory is a model served at its newest version; with a
+    model config file, the models, version policies and labels are the file's (see
+    `serving.model_config`). Either way the server polls for new versions every
+    `config.file_system_poll_wait_seconds`. Prints `Serving models [...] on host:port` once
+    the server answers. On the first signal it marks health NOT_SERVING, stops accepting
+    RPCs, lets in-flight ones finish for up to `config.grace_seconds`, and returns. Must run
+    in the main thread (Python delivers signals there only).
 
     Args:
-      base_path: Model base path, `<base_path>/<model_name>/<version>/saved_model.pb`.
+      base_path: Model base path, `<base_path>/<model_name>/<version>/saved_model.pb`; ""
+        when `config.model_config_file` is set.
       config: Server settings.
 
     Raises:
-      FileNotFoundError, ValueError: From loading the models (see `ModelRegistry`).
+      FileNotFoundError, ValueError: From reading the config or loading the models (see
+        `open_registry` and `ModelRegistry`).
       OSError: The address cannot be bound.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -155,7 +252,7 @@ def serve(base_path: str, config: ServeConfig) -> None:
             "serve() must run in the main thread to receive SIGTERM/SIGINT; from other "
             "threads use create_server(...) with start() and stop(grace)"
         )
-    registry = ModelRegistry(base_path)
+    registry = open_registry(base_path, config)
     # Requests are counted only when there is an endpoint to read the counts from.
     metrics = ServingMetrics() if config.metrics_port else None
     server = create_server(registry, config, metrics)

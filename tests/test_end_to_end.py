@@ -16,7 +16,7 @@ from recstack import features as F
 from recstack import synthetic
 from serving.client import ServingClient
 from trainer.config import TrainConfig
-from trainer.export import ExportConfig, export_retrieval
+from trainer.export import ExportConfig, export_models
 from trainer.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -37,7 +37,8 @@ def stack(tmp_path_factory):
         IngestConfig(eval_days=7), paths["interactions"], paths["items"], str(root / "data")
     )
     result = train(TrainConfig(epochs=8, batch_size=256), str(root / "data"), str(root / "run"))
-    version_dir = export_retrieval(str(root / "run"), str(root / "models"), ExportConfig(k=50))
+    versions = export_models(str(root / "run"), str(root / "models"), ExportConfig(k=50))
+    version_dir = versions[F.MODEL_RETRIEVAL]
     port = free_port()
     server = start_server(str(root / "models"), port, str(root / "server.log"), None)
     try:
@@ -45,7 +46,7 @@ def stack(tmp_path_factory):
             client.wait_until_ready(timeout_s=120)
         yield {
             "raw": data, "stats": stats, "result": result, "version_dir": version_dir,
-            "target": f"127.0.0.1:{port}", "root": root,
+            "versions": versions, "target": f"127.0.0.1:{port}", "root": root,
         }  # fmt: skip
     finally:
         assert stop_server(server) == 0, (root / "server.log").read_text()
@@ -91,7 +92,7 @@ def test_grpc_answer_equals_in_process_savedmodel(stack):
     local = loaded.signatures[F.SERVING_SIGNATURE](**{F.INPUT_USER_ID: tf.constant(users)})
     with ServingClient(stack["target"]) as client:
         remote = client.predict(F.MODEL_RETRIEVAL, {F.INPUT_USER_ID: np.array(users, object)})
-        recs = client.recommend(users, k=10)
+        recs = client.recommend(users, k=10, model=F.MODEL_RETRIEVAL)
     np.testing.assert_array_equal(remote[F.OUTPUT_ITEM_IDS], local[F.OUTPUT_ITEM_IDS].numpy())
     np.testing.assert_allclose(remote[F.OUTPUT_SCORES], local[F.OUTPUT_SCORES].numpy(), rtol=1e-6)
     titles = {item[F.ITEM_ID]: item[F.TITLE] for item in stack["raw"].items}
@@ -100,6 +101,94 @@ def test_grpc_answer_equals_in_process_savedmodel(stack):
         expected_ids = [v.decode() for v in local[F.OUTPUT_ITEM_IDS].numpy()[row, :10]]
         assert [r.item_id for r in user_recs] == expected_ids
         assert all(r.title == titles[r.item_id] for r in user_recs)
+
+
+def _official_predict(target, model, inputs):
+    """One Predict over the official tensorflow_serving stubs; outputs as numpy arrays."""
+    channel = grpc.insecure_channel(target)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = F.SERVING_SIGNATURE
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    try:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=30
+        )
+    finally:
+        channel.close()
+    assert response.model_spec.name == model and response.model_spec.version.value == 1
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def _in_process(stack, model, inputs):
+    import scann  # noqa: F401
+
+    signature = tf.saved_model.load(stack["versions"][model]).signatures[F.SERVING_SIGNATURE]
+    return {
+        k: v.numpy() for k, v in signature(**{k: tf.constant(v) for k, v in inputs.items()}).items()
+    }
+
+
+def test_every_model_answers_the_official_stubs_as_in_process(stack):
+    users = np.array(["u00000", "u00123", "never-seen-user"], dtype=object)
+    items = [item[F.ITEM_ID] for item in stack["raw"].items]
+    requests = {
+        F.MODEL_RETRIEVAL: {F.INPUT_USER_ID: users},
+        F.MODEL_RANKING: {F.INPUT_USER_ID: users,
+                          F.INPUT_ITEM_IDS: np.array([items[:5]] * 3, dtype=object)},
+        F.MODEL_RECOMMENDER: {
+            F.INPUT_USER_ID: users, F.INPUT_K: np.array([5, 10, 3], np.int32),
+            F.INPUT_MMR_LAMBDA: np.array([0.0, 0.5, 1.0], np.float32),
+            F.INPUT_EXCLUDE_ITEM_IDS: np.array([items[:2], ["", ""], [items[3], ""]], dtype=object),
+        },
+    }  # fmt: skip
+    for model, inputs in requests.items():
+        remote = _official_predict(stack["target"], model, inputs)
+        local = _in_process(stack, model, inputs)
+        assert sorted(remote) == sorted(local), model
+        for name in local:
+            if local[name].dtype == object:
+                np.testing.assert_array_equal(remote[name], local[name], err_msg=model)
+            else:
+                np.testing.assert_allclose(remote[name], local[name], rtol=1e-5, err_msg=model)
+    recommended = _official_predict(stack["target"], F.MODEL_RECOMMENDER,
+                                    requests[F.MODEL_RECOMMENDER])[F.OUTPUT_ITEM_IDS]  # fmt: skip
+    assert recommended.shape == (3, 10)
+    assert not {items[0].encode(), items[1].encode()} & set(recommended[0])
+    assert all(v for v in recommended[1]) and list(recommended[2][3:]) == [b""] * 7
+
+
+def test_recommender_k_out_of_range_is_invalid_argument_naming_k(stack):
+    with pytest.raises(grpc.RpcError) as error:
+        _official_predict(stack["target"], F.MODEL_RECOMMENDER, {
+            F.INPUT_USER_ID: np.array(["u00000"], dtype=object),
+            F.INPUT_K: np.array([51], np.int32), F.INPUT_MMR_LAMBDA: np.array([0.0], np.float32),
+            F.INPUT_EXCLUDE_ITEM_IDS: np.zeros([1, 0], dtype=object),
+        })  # fmt: skip
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input k must be between 1 and 50" in error.value.details()
+
+
+def test_cli_query_ranks_and_diversifies(stack, capsys):
+    from recstack.cli import main
+
+    items = [item[F.ITEM_ID] for item in stack["raw"].items[:4]]
+    main(["query", "--target", stack["target"], "--model", "ranking", "--user-id", "u00007",
+          *[arg for item in items for arg in ("--item-id", item)]])  # fmt: skip
+    lines = [
+        line.split() for line in capsys.readouterr().out.splitlines() if line.strip()[:1].isdigit()
+    ]
+    assert sorted(line[1] for line in lines) == sorted(items)
+    scores = [float(line[2]) for line in lines]
+    assert scores == sorted(scores, reverse=True)
+
+    main(["query", "--target", stack["target"], "--user-id", "u00007", "--k", "4",
+          "--mmr-lambda", "0.5", "--exclude", items[0]])  # fmt: skip
+    lines = [
+        line.split() for line in capsys.readouterr().out.splitlines() if line.strip()[:1].isdigit()
+    ]
+    assert len(lines) == 4 and items[0] not in {line[1] for line in lines}
 
 
 def test_unknown_model_is_not_found_and_server_keeps_serving(stack):

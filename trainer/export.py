@@ -1,14 +1,18 @@
-"""Exports a trained run as a `retrieval` SavedModel in TensorFlow Serving layout.
+"""Exports a trained run as the `retrieval`, `ranking` and `recommender` SavedModels, in
+TensorFlow Serving layout: `<base_path>/<model>/<version>/`.
 
-`<base_path>/retrieval/<version>/` holds a SavedModel whose `serving_default` signature takes
-`user_id` (string `[batch]`) and returns `item_ids`, `titles` (string `[batch, k]`) and `scores`
-(float32 `[batch, k]`) from a ScaNN index over every catalog item. The query tower's other
-inputs are filled in the graph: the user's most recent items from the ingested interactions
-(all splits; none for an unknown user) and the hour and weekday of the request (UTC). The
-version directory is written under a temporary name and renamed when complete, so a server
-polling the base path never sees half a model. Each version carries TF Serving warmup requests
-(`assets.extra/tf_serving_warmup_requests`, `serving.warmup`) that servers replay before
-offering it.
+All three share one candidate index over every catalog item (ScaNN, or brute force by
+`ExportConfig.index`) built from precomputed candidate embeddings, so serving needs the ScaNN
+ops but no text ops; their signatures are documented in `trainer.retrieval_serving`,
+`trainer.ranking_serving` and `trainer.recommender_serving`. Before anything is written, the
+index's recall@k against exact search is measured on sample users, and the export fails
+below `ExportConfig.min_recall`.
+
+Every model of one export gets the same version number (one more than the highest existing
+version of any of them). Each version is written under a temporary name and renamed when all
+of them are complete, so a server polling the base path never sees half a model. Each carries
+TF Serving warmup requests (`assets.extra/tf_serving_warmup_requests`) and
+`recstack_metadata.json` (index settings, measured recall, source run).
 """
 
 from __future__ import annotations
@@ -22,20 +26,28 @@ import time
 import numpy as np
 import scann  # noqa: F401  (registers the ScaNN ops the index needs)
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
 from recstack import features as F
 from serving.warmup import write_warmup_requests
-from trainer import data, files
-from trainer.history import dense_history
+from trainer import files
+from trainer.candidate_index import CandidateIndex
+from trainer.export_warmup import UNKNOWN_ITEM, warmup_requests
+from trainer.model import RecommenderModel
+from trainer.ranking_serving import RankingServing
+from trainer.recommender_serving import RecommenderServing
 from trainer.retrieval_metrics import top_k_excluding
+from trainer.retrieval_serving import RetrievalServing
 from trainer.train import restore_model
+from trainer.user_tables import UserTables, user_items
 
 log = logging.getLogger(__name__)
 
 
 #: Catalogs up to this size search every ScaNN partition by default.
 SEARCH_ALL_LEAVES_UP_TO = 10_000
+#: Share of the partitions larger catalogs search by default (ScaNN's guidance: a few percent
+#: of sqrt(n) partitions; benchmarks/bench_serving.py measures recall and speed).
+SEARCH_FRACTION = 0.05
 #: Index kinds (`ExportConfig.index`).
 INDEX_SCANN = "scann"
 INDEX_BRUTE_FORCE = "brute_force"
@@ -48,14 +60,22 @@ class RecallTooLowError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    """How the retrieval index is built (section `export` of the YAML config).
+    """What is exported and how the candidate index is built (section `export` of the YAML
+    config).
 
     Attributes:
-      k: Items returned per query by the signature.
+      models: Models to write, a subset of `features.SERVED_MODELS`.
+      k: Items the `retrieval` model returns per user, and the largest `k` a `recommender`
+        request may ask for.
+      num_candidates: Items the `recommender` retrieves for ranking and re-ranking (at least
+        the request's k; plus as many as it excludes).
+      exclude_seen: The `recommender` never returns items the user interacted with (in the
+        ingested data), besides those the request excludes.
       num_leaves: ScaNN partitions; 0 picks ~sqrt(catalog size).
       num_leaves_to_search: Partitions searched per query; 0 picks all of them for catalogs of
-        up to `SEARCH_ALL_LEAVES_UP_TO` items, else a quarter of num_leaves, or more when k is a
-        large share of the catalog (enough partitions to hold ~10*k items).
+        up to `SEARCH_ALL_LEAVES_UP_TO` items, else `SEARCH_FRACTION` of them, or more when
+        the items wanted per query (max(k, num_candidates)) are a large share of the catalog
+        (enough partitions to hold ~10 times that many items).
       num_reordering_candidates: Candidates re-scored exactly; 0 picks max(4k, 100).
       dimensions_per_block: Dimensions per block of ScaNN's anisotropic (AH) quantization
         (smaller: more accurate scoring before reordering, larger index).
@@ -66,7 +86,10 @@ class ExportConfig:
         over every item; core TensorFlow ops only).
     """
 
+    models: tuple[str, ...] = F.SERVED_MODELS
     k: int = 100
+    num_candidates: int = 200
+    exclude_seen: bool = True
     num_leaves: int = 0
     num_leaves_to_search: int = 0
     num_reordering_candidates: int = 0
@@ -76,10 +99,17 @@ class ExportConfig:
     index: str = INDEX_SCANN
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.dimensions_per_block < 1:
+        if self.k < 1 or self.dimensions_per_block < 1 or self.num_candidates < 1:
             raise ValueError(
-                f"k={self.k} and dimensions_per_block={self.dimensions_per_block} must be at "
-                "least 1"
+                f"k={self.k}, num_candidates={self.num_candidates} and dimensions_per_block="
+                f"{self.dimensions_per_block} must be at least 1"
+            )
+        object.__setattr__(self, "models", tuple(self.models))
+        unknown = sorted(set(self.models) - set(F.SERVED_MODELS))
+        if unknown or not self.models:
+            raise ValueError(
+                f"models={list(self.models)} must be a non-empty subset of "
+                f"{list(F.SERVED_MODELS)} (unknown: {unknown})"
             )
         for name in ("num_leaves", "num_leaves_to_search", "num_reordering_candidates"):
             if getattr(self, name) < 0:
@@ -102,8 +132,11 @@ class ExportConfig:
             # Scoring every quantized item is cheap at this size; partitions only cost recall.
             to_search = leaves
         else:
-            # A partition holds ~num_items/leaves items; search enough to see ~10*k candidates.
-            to_search = max(1, leaves // 4, math.ceil(10 * self.k * leaves / num_items))
+            # A partition holds ~num_items/leaves items; search enough to see ~10x the items a
+            # query wants. The recall gate checks the result.
+            wanted = max(self.k, self.num_candidates)
+            to_search = max(math.ceil(SEARCH_FRACTION * leaves),
+                            math.ceil(10 * wanted * leaves / num_items))  # fmt: skip
         return {
             "k": self.k,
             "num_leaves": leaves,
@@ -111,100 +144,6 @@ class ExportConfig:
             "num_reordering_candidates": self.num_reordering_candidates or max(4 * self.k, 100),
             "dimensions_per_block": self.dimensions_per_block,
         }
-
-
-class RetrievalServing(tf.Module):
-    """The exported module: a ScaNN index over the catalog, each user's recent items, and an
-    item-id -> title table."""
-
-    def __init__(
-        self,
-        index: tfrs.layers.factorized_top_k.ScaNN,
-        titles: dict[str, str],
-        histories: dict[str, list[str]],
-        history_length: int,
-    ) -> None:
-        super().__init__()
-        self.index = index
-        self.history_length = max(history_length, 1)
-        self.titles = _string_table(list(titles), list(titles.values()))
-        # Each user's history as one separator-joined string; split back in the graph.
-        self.histories = _string_table(
-            list(histories), [HISTORY_SEPARATOR.join(h) for h in histories.values()]
-        )
-
-    def query_features(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        """`[batch]` user ids -> the query tower's features, looked up and timed now."""
-        joined = self.histories.lookup(user_id)
-        history = tf.strings.split(joined, HISTORY_SEPARATOR)
-        history = tf.ragged.boolean_mask(history, tf.not_equal(history, ""))
-        seconds = tf.cast(tf.timestamp(), tf.int64)
-        batch = tf.shape(user_id, out_type=tf.int64)[0]
-        return {
-            F.USER_ID: user_id,
-            F.HISTORY_ITEM_IDS: dense_history(history, self.history_length),
-            F.HOUR: tf.fill([batch], seconds // 3600 % 24),
-            F.WEEKDAY: tf.fill([batch], (seconds // 86400 + F.EPOCH_WEEKDAY) % 7),
-        }
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=F.INPUT_USER_ID)])
-    def serve(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Top-k items for each user id: `[batch]` -> `{item_ids, titles, scores}: [batch, k]`."""
-        scores, item_ids = self.index(self.query_features(user_id))
-        return {
-            F.OUTPUT_ITEM_IDS: item_ids,
-            F.OUTPUT_TITLES: self.titles.lookup(item_ids),
-            F.OUTPUT_SCORES: scores,
-        }
-
-
-#: Joins a user's history items in the exported table (a control character, never in ids).
-HISTORY_SEPARATOR = "\x1f"
-
-
-def _string_table(keys: list[str], values: list[str]) -> tf.lookup.StaticHashTable:
-    if not keys:  # A table needs one entry; this one is never asked for.
-        keys, values = [HISTORY_SEPARATOR], [""]
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)),
-        default_value="",
-    )
-
-
-def recent_histories(layout: F.DataLayout, length: int) -> dict[str, list[str]]:
-    """Each user's `length` most recent items (oldest first) over all ingested splits."""
-    events: dict[str, list[tuple[int, str]]] = {}
-    for pattern in (layout.train_pattern, layout.eval_pattern, layout.test_pattern):
-        if not tf.io.gfile.glob(pattern):
-            continue
-        columns = data.read_columns(pattern, (F.USER_ID, F.ITEM_ID, F.TIMESTAMP))
-        for user, item, timestamp in zip(
-            columns[F.USER_ID], columns[F.ITEM_ID], columns[F.TIMESTAMP], strict=True
-        ):
-            events.setdefault(user, []).append((int(timestamp), item))
-    return {user: [item for _, item in sorted(pairs)[-length:]] for user, pairs in events.items()}
-
-
-#: User id of the warmup request for a user the model has never seen.
-WARMUP_UNKNOWN_USER = "warmup-unknown-user"
-
-
-def _warmup_requests(users: list[str]) -> list:
-    """Predict requests replayed before a version is offered: batches of 1 and 8 known users
-    and one unknown user, so lookups, history splitting and ScaNN run for each batch shape."""
-    from tensorflow_serving.apis import predict_pb2
-
-    batches = [users[:1], users[:8], [WARMUP_UNKNOWN_USER]]
-    requests = []
-    for batch in batches:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = F.MODEL_RETRIEVAL
-        request.model_spec.signature_name = F.SERVING_SIGNATURE
-        request.inputs[F.INPUT_USER_ID].CopyFrom(
-            tf.make_tensor_proto(np.array(batch, dtype=object))
-        )
-        requests.append(request)
-    return requests
 
 
 def next_version(model_dir: str) -> int:
@@ -217,95 +156,140 @@ def next_version(model_dir: str) -> int:
 
 
 def _index_recall(
-    index: tfrs.layers.factorized_top_k.TopK,
-    query_embeddings: np.ndarray,
-    queries: dict[str, tf.Tensor],
-    item_embeddings: np.ndarray,
-    item_ids: np.ndarray,
-    k: int,
+    index: CandidateIndex, queries: np.ndarray, embeddings: np.ndarray, k: int
 ) -> float:
-    """Share of the exact top-k (brute force over the embeddings) that `index` returns, over
-    the sample queries."""
-    n = len(query_embeddings)
-    exact = top_k_excluding(query_embeddings @ item_embeddings.T,
-                            [np.array([], np.int64)] * n, k)  # fmt: skip
-    _, approx = index(queries)
-    approx = approx.numpy().astype(str)
-    hits = sum(len(set(item_ids[row].tolist()) & set(got.tolist()))
-               for row, got in zip(exact, approx, strict=True))  # fmt: skip
-    return hits / (n * k) if n else 1.0
+    """Share of the exact top-k (brute force over the embeddings) that `index` returns for
+    the `[n, d]` query embeddings."""
+    if not len(queries):
+        return 1.0
+    exact = top_k_excluding(queries @ embeddings.T, [np.array([], np.int64)] * len(queries), k)
+    _, approx = index.search(tf.constant(queries), tf.constant(k))
+    hits = sum(len(set(want.tolist()) & set(got.tolist()))
+               for want, got in zip(exact, approx.numpy(), strict=True))  # fmt: skip
+    return hits / (len(queries) * k)
 
 
-def export_retrieval(run_dir: str, base_path: str, config: ExportConfig) -> str:
-    """Builds the ScaNN index for the run's model and writes the next version.
+def _modules(
+    model: RecommenderModel,
+    items: dict[str, list[str]],
+    history_length: int,
+    index: CandidateIndex,
+    embeddings: np.ndarray,
+    config: ExportConfig,
+) -> dict[str, tuple[tf.Module, object]]:
+    """(module, its serving function) of each model in `config.models`."""
+    catalog = model.catalog
+    users = UserTables(items, history_length)
+    built: dict[str, tuple[tf.Module, object]] = {}
+    if F.MODEL_RETRIEVAL in config.models:
+        module = RetrievalServing(model.query_model, users, index, catalog.ids,
+                                  catalog.titles, config.k)  # fmt: skip
+        built[F.MODEL_RETRIEVAL] = (module, module.serve)
+    if F.MODEL_RANKING in config.models:
+        unknown = model.embed_items(np.array([UNKNOWN_ITEM], dtype=object))[0]
+        module = RankingServing(model.query_model, users, catalog.ids, catalog.titles,
+                                embeddings, unknown, model.ranker)  # fmt: skip
+        built[F.MODEL_RANKING] = (module, module.serve)
+    if F.MODEL_RECOMMENDER in config.models:
+        seen_users = UserTables(items, history_length, keep_seen=config.exclude_seen)
+        module = RecommenderServing(
+            model.query_model, seen_users, index, catalog.ids, catalog.titles, model.ranker,
+            max_k=config.k, num_candidates=config.num_candidates,
+            exclude_seen=config.exclude_seen,
+        )  # fmt: skip
+        built[F.MODEL_RECOMMENDER] = (module, module.serve)
+    return built
+
+
+def export_models(run_dir: str, base_path: str, config: ExportConfig) -> dict[str, str]:
+    """Builds the candidate index for the run's model and writes the next version of each of
+    `config.models`.
 
     Args:
       run_dir: A finished `recstack train` run directory.
-      base_path: Model base path; the version goes to `<base_path>/retrieval/<version>/`.
-      config: Index settings.
+      base_path: Model base path; model `m` goes to `<base_path>/<m>/<version>/`.
+      config: What to export and the index settings.
 
     Returns:
-      Path of the written version directory.
+      Path of each written version directory, by model name.
 
     Raises:
-      RecallTooLowError: the index misses too much of the exact top-k (`config.min_recall`).
+      RecallTooLowError: the index misses too much of the exact top-k (`config.min_recall`);
+        nothing is written.
     """
     model, train_config, data_dir = restore_model(run_dir)
     item_ids = model.catalog.ids
-    titles = dict(zip(item_ids.tolist(), model.catalog.titles.tolist(), strict=True))
     params = config.resolved(len(item_ids))
-    item_embeddings = model.embed_items(item_ids)
+    embeddings = model.embed_items(item_ids)
     if config.index == INDEX_SCANN:
         log.info("indexing %d catalog items with ScaNN %s", len(item_ids), params)
-        index = tfrs.layers.factorized_top_k.ScaNN(model.query_model, **params)
+        index = CandidateIndex(embeddings, INDEX_SCANN, **{n: v for n, v in params.items()
+                                                           if n != "k"})  # fmt: skip
     else:
         log.info("indexing %d catalog items for brute-force search", len(item_ids))
         params = {"k": params["k"]}
-        index = tfrs.layers.factorized_top_k.BruteForce(model.query_model, k=params["k"])
-    index.index(
-        candidates=tf.constant(item_embeddings), identifiers=tf.constant(item_ids.astype(str))
+        index = CandidateIndex(embeddings, INDEX_BRUTE_FORCE)
+    history_length = train_config.query.history_length
+    items = user_items(F.DataLayout(data_dir))
+    users = model.query_model.vocabulary
+    sample = UserTables(items, history_length).query_features(
+        tf.constant(users[: config.recall_sample_queries])
     )
-    histories = recent_histories(F.DataLayout(data_dir), train_config.query.history_length)
-    module = RetrievalServing(index, titles, histories, train_config.query.history_length)
-    users = tf.constant(model.query_model.vocabulary[: config.recall_sample_queries])
-    queries = module.query_features(users)
-    recall = _index_recall(index, model.query_model(queries).numpy(), queries, item_embeddings,
-                           item_ids, params["k"])  # fmt: skip
-    log.info("index recall@%d vs exact search on %d users: %.4f", params["k"], len(users), recall)
+    recall = _index_recall(index, model.query_model(sample).numpy(), embeddings, params["k"])
+    log.info("index recall@%d vs exact search on %d users: %.4f", params["k"],
+             len(sample[F.USER_ID]), recall)  # fmt: skip
     if recall < config.min_recall:
         raise RecallTooLowError(
             f"the {config.index} index finds {recall:.4f} of the exact top-{params['k']} on "
-            f"{len(users)} users, below export.min_recall={config.min_recall}; nothing was "
-            "written. Raise export.num_leaves_to_search or export.num_reordering_candidates, "
-            "lower export.dimensions_per_block, or use export.index: brute_force"
+            f"{len(sample[F.USER_ID])} users, below export.min_recall={config.min_recall}; "
+            "nothing was written. Raise export.num_leaves_to_search or "
+            "export.num_reordering_candidates, lower export.dimensions_per_block, or use "
+            "export.index: brute_force"
         )
-    model_dir = os.path.join(base_path, F.MODEL_RETRIEVAL)
-    version = next_version(model_dir)
-    final = os.path.join(model_dir, str(version))
-    staging = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}-{int(time.time())}")
-    tf.saved_model.save(
-        module,
-        staging,
-        signatures={F.SERVING_SIGNATURE: module.serve},
-        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]),
-    )
-    warmup_requests = _warmup_requests(model.query_model.vocabulary)
-    warmup = write_warmup_requests(staging, warmup_requests)
+    version = max(next_version(os.path.join(base_path, name)) for name in config.models)
     metadata = {
-        "warmup_requests": len(warmup_requests),
-        "model": F.MODEL_RETRIEVAL,
         "version": version,
         "run_dir": run_dir,
         "data_dir": data_dir,
         "num_items": len(item_ids),
         "index": config.index,
-        "scann": params,
-        "scann_recall_at_k": recall,
+        "index_params": params,
+        "index_recall_at_k": recall,
         "min_recall": config.min_recall,
+        "max_k": config.k,
+        "num_candidates": config.num_candidates,
+        "exclude_seen": config.exclude_seen,
         "exported_at": int(time.time()),
     }
-    files.write_json(os.path.join(staging, F.EXPORT_METADATA_FILE), metadata)
-    log.info("wrote %d warmup requests to %s", metadata["warmup_requests"], warmup)
-    tf.io.gfile.rename(staging, final)
-    log.info("exported %s", final)
-    return final
+    modules = _modules(model, items, history_length, index, embeddings, config)
+    staged = {}
+    for name, (module, serve) in modules.items():
+        staged[name] = _stage(base_path, name, version, module, serve)
+        requests = warmup_requests(name, users, item_ids.tolist(), config.k)
+        write_warmup_requests(staged[name], requests)
+        files.write_json(os.path.join(staged[name], F.EXPORT_METADATA_FILE),
+                         {**metadata, "model": name, "warmup_requests": len(requests)})  # fmt: skip
+    written = {}
+    for name, staging in staged.items():
+        written[name] = os.path.join(base_path, name, str(version))
+        tf.io.gfile.rename(staging, written[name])
+        log.info("exported %s", written[name])
+    return written
+
+
+def _stage(
+    base_path: str,
+    name: str,
+    version: int,
+    module: tf.Module,
+    serve: tf.types.experimental.PolymorphicFunction,
+) -> str:
+    """Saves `module` under a temporary directory beside its final version directory."""
+    staging = os.path.join(base_path, name, f".tmp-{version}-{os.getpid()}-{int(time.time())}")
+    tf.saved_model.save(
+        module,
+        staging,
+        signatures={F.SERVING_SIGNATURE: serve},
+        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]),
+    )
+    return staging

@@ -51,3 +51,26 @@ def target(server: ModelServer) -> str:
 def channel(target: str) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(target) as ch:
         yield ch
+
+
+def _install_version(model_dir: str, version: int, broken: bool = False) -> str:
+    """Writes toy model `version` into `model_dir` as the exporter does: into a `.tmp-*`
+    directory first, renamed into place when complete. `broken` writes a version directory
+    whose `saved_model.pb` is not a SavedModel. Returns the version directory."""
+    os.makedirs(model_dir, exist_ok=True)
+    staging = os.path.join(model_dir, f".tmp-{version}")
+    if broken:
+        os.makedirs(os.path.join(staging, "variables"))
+        with open(os.path.join(staging, "saved_model.pb"), "wb") as f:
+            f.write(b"this is not a SavedModel")
+    else:
+        save_toy_model(staging, version=version)
+    final = os.path.join(model_dir, str(version))
+    os.rename(staging, final)
+    return final
+
+
+@pytest.fixture
+def install_version():
+    """`install_version(model_dir, version, broken=False)`: a version written as export does."""
+    return _install_version

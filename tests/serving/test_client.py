@@ -1,6 +1,7 @@
 """ServingClient against the live server (and against a server without a health service)."""
 
 import contextlib
+import json
 import socket
 from concurrent import futures
 
@@ -10,10 +11,19 @@ import pytest
 import tensorflow as tf
 from serving_toy_models import MODEL_K, MODEL_NO_TITLES, expected_recommendations
 from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2_grpc,
+)
 
 from recstack import features
-from serving.client import Recommendation, ServingClient
+from serving.client import (
+    Recommendation,
+    ServingClient,
+    recommender_inputs,
+    retry_service_config,
+)
 from serving.model_service import ModelServicer
 from serving.prediction_service import PredictionServicer
 
@@ -59,7 +69,7 @@ def test_predict_errors_are_grpc_errors_with_tf_serving_codes(client):
 
 def test_recommend_returns_top_k_with_titles_as_text(client):
     users = ["alice", "bob", "stranger"]
-    recommendations = client.recommend(users, k=3)
+    recommendations = client.recommend(users, k=3, model=features.MODEL_RETRIEVAL)
     assert len(recommendations) == len(users)
     for user, recs in zip(users, recommendations, strict=True):
         items, titles, scores = expected_recommendations(user, version=2)
@@ -84,7 +94,77 @@ def test_recommend_rejects_k_below_one(client, k):
 
 def test_recommend_rejects_k_above_what_the_model_returns(client):
     with pytest.raises(ValueError, match=f"k={MODEL_K + 1} exceeds the {MODEL_K} items"):
-        client.recommend(["alice"], k=MODEL_K + 1)
+        client.recommend(["alice"], k=MODEL_K + 1, model=features.MODEL_RETRIEVAL)
+
+
+def test_recommender_options_need_the_recommender(client):
+    with pytest.raises(ValueError, match="exclude and mmr_lambda need the 'recommender'"):
+        client.recommend(["alice"], k=1, model=features.MODEL_RETRIEVAL, mmr_lambda=0.5)
+    with pytest.raises(ValueError, match="exclude has 2 lists for 1 user"):
+        client.recommend(["alice"], k=1, exclude=[["a"], ["b"]])
+
+
+def test_recommender_inputs_pad_exclusions():
+    inputs = recommender_inputs(3, 7, 0.25, [["a", "b"], [], ["c"]])
+    assert inputs[features.INPUT_K].tolist() == [7, 7, 7]
+    assert inputs[features.INPUT_K].dtype == np.int32
+    assert inputs[features.INPUT_MMR_LAMBDA].dtype == np.float32
+    assert inputs[features.INPUT_EXCLUDE_ITEM_IDS].tolist() == [["a", "b"], ["", ""], ["c", ""]]
+    assert recommender_inputs(2, 1)[features.INPUT_EXCLUDE_ITEM_IDS].tolist() == [[""], [""]]
+
+
+def test_retry_policy_retries_only_unavailable():
+    config = json.loads(retry_service_config(3))
+    policy = config["methodConfig"][0]["retryPolicy"]
+    assert policy["maxAttempts"] == 4 and policy["retryableStatusCodes"] == ["UNAVAILABLE"]
+    with pytest.raises(ValueError, match="retries=5"):
+        ServingClient("localhost:1", retries=5)
+
+
+class _FlakyStatus(model_service_pb2_grpc.ModelServiceServicer):
+    """Answers UNAVAILABLE (or `code`) `failures` times, then a status with version 1."""
+
+    def __init__(self, failures, code=grpc.StatusCode.UNAVAILABLE):
+        self.failures, self.code, self.calls = failures, code, 0
+
+    def GetModelStatus(self, request, context):
+        self.calls += 1
+        if self.calls <= self.failures:
+            context.abort(self.code, f"attempt {self.calls} refused")
+        response = get_model_status_pb2.GetModelStatusResponse()
+        response.model_version_status.add(version=1, state=30)  # AVAILABLE
+        return response
+
+
+@contextlib.contextmanager
+def _serving(servicer):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("localhost:0")
+    server.start()
+    try:
+        yield f"localhost:{port}"
+    finally:
+        server.stop(grace=None).wait()
+
+
+def test_client_retries_unavailable_answers_but_not_other_errors():
+    flaky = _FlakyStatus(failures=2)
+    with _serving(flaky) as target, ServingClient(target, retries=3) as client:
+        assert client.status("m") == {1: "AVAILABLE"}
+    assert flaky.calls == 3
+
+    flaky = _FlakyStatus(failures=2)
+    with _serving(flaky) as target, ServingClient(target, retries=0) as client:
+        with pytest.raises(grpc.RpcError) as info:
+            client.status("m")
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE and flaky.calls == 1
+
+    wrong = _FlakyStatus(failures=1, code=grpc.StatusCode.INVALID_ARGUMENT)
+    with _serving(wrong) as target, ServingClient(target, retries=3) as client:
+        with pytest.raises(grpc.RpcError) as info:
+            client.status("m")
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and wrong.calls == 1
 
 
 def test_recommend_rejects_a_bare_string_and_empty_users(client):

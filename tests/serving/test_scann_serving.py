@@ -77,7 +77,9 @@ def test_server_loads_and_serves_a_scann_index(scann_model):
     server.start()
     try:
         with ServingClient(f"localhost:{server.port}") as client:
-            recommendations = client.recommend(["u1", "u2", "unknown"], k=K)
+            recommendations = client.recommend(
+                ["u1", "u2", "unknown"], k=K, model=features.MODEL_RETRIEVAL
+            )
     finally:
         server.stop(grace=None).wait()
 

@@ -6,13 +6,14 @@ import pytest
 import scann  # noqa: F401  (registers the ScaNN ops the exported model needs)
 import tensorflow as tf
 import tf_keras
+from saved_model_ops import CORE_OPS, saved_model_ops
 
 from recstack import features as F
 from trainer.bert.tiny import write_tiny_bert
 from trainer.catalog import read_catalog
 from trainer.config import TensorBoardConfig, TextConfig, TrainConfig
 from trainer.data import read_vocabulary
-from trainer.export import ExportConfig, export_retrieval
+from trainer.export import ExportConfig, export_models
 from trainer.train import restore_model, train
 
 pytestmark = pytest.mark.slow
@@ -59,8 +60,8 @@ def test_text_tower_trains_restores_and_exports(data_dir, tmp_path, mode):
     assert not np.allclose(ends.vectors[0], ends.vectors[1])
     assert not np.allclose(ends.vectors[0], ends.vectors[2])
 
-    version = export_retrieval(run, str(tmp_path / "models"), ExportConfig(k=5))
-    serve = tf.saved_model.load(version).signatures[F.SERVING_SIGNATURE]
+    versions = export_models(run, str(tmp_path / "models"), ExportConfig(k=5))
+    serve = tf.saved_model.load(versions[F.MODEL_RETRIEVAL]).signatures[F.SERVING_SIGNATURE]
     users = tf.constant([model.query_model.vocabulary[0], "never-seen"])
     answer = serve(**{F.INPUT_USER_ID: users})
     assert answer[F.OUTPUT_ITEM_IDS].shape == (2, 5)
@@ -68,3 +69,7 @@ def test_text_tower_trains_restores_and_exports(data_dir, tmp_path, mode):
     assert set(returned.ravel()) <= set(model.catalog.ids.tolist())
     scores = answer[F.OUTPUT_SCORES].numpy()
     assert np.all(np.diff(scores, axis=1) <= 1e-6)  # Best first.
+    # Candidate text is precomputed into the index: serving needs no tensorflow-text ops.
+    for name, path in versions.items():
+        outside = saved_model_ops(path) - CORE_OPS
+        assert all(op.startswith("Scann") for op in outside), (name, outside)
