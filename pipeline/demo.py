@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 
 from recstack import features as F
@@ -39,12 +40,15 @@ def _pick_users(user_vocab: str) -> list[str]:
     return [users[0], users[len(users) // 2], users[-1]]
 
 
-def start_server(base_path: str, port: int, log_path: str, config: str | None):
-    """Starts `recstack serve` as a child process; returns the Popen."""
+def start_server(base_path: str, port: int, log_path: str, config: str | None, rest_port: int = 0):
+    """Starts `recstack serve` as a child process (gRPC on `port`, REST on `rest_port` unless
+    0); returns the Popen."""
     command = [sys.executable, "-m", "recstack.cli"]
     if config:
         command += ["--config", config]
     command += ["serve", "--model-base-path", base_path, "--port", str(port), "--host", "127.0.0.1"]
+    if rest_port:
+        command += ["--rest_api_port", str(rest_port)]
     log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115  (owned by the child's lifetime)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
@@ -61,9 +65,9 @@ def stop_server(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
     return process.returncode
 
 
-def _print_recommendations(client, users, raw_dir, categories_of, k=10, mmr_lambda=0.3) -> None:
+def _print_recommendations(client, users, raw_dir, categories_of, k=10, mmr_lambda=0.3) -> list:
     """Each user's top k from the `recommender` model, then the first user's list re-ranked
-    for diversity with `mmr_lambda`."""
+    for diversity with `mmr_lambda`; returns the first answers."""
     truth_path = os.path.join(raw_dir, F.RAW_TRUTH_FILE)
     truth = json.load(open(truth_path, encoding="utf-8")) if os.path.exists(truth_path) else {}
 
@@ -76,11 +80,26 @@ def _print_recommendations(client, users, raw_dir, categories_of, k=10, mmr_lamb
             cats = "|".join(categories_of.get(rec.item_id, []))
             print(f"  {rank:2d}. {rec.item_id}  {rec.score:7.3f}  {rec.title:<40} [{cats}]")
 
-    for user, recs in zip(users, client.recommend(users, k), strict=True):
+    answers = client.recommend(users, k)
+    for user, recs in zip(users, answers, strict=True):
         planted = truth.get("user_topics", {}).get(user, {})
         show(recs, f"\nuser {user}  planted topics: {planted}")
     diverse = client.recommend(users[:1], k, mmr_lambda=mmr_lambda)[0]
     show(diverse, f"\nuser {users[0]} again, re-ranked for diversity (mmr_lambda={mmr_lambda})")
+    return answers
+
+
+def _ask_rest(rest_port: int, user: str, grpc_recs: list, k: int = 5) -> None:
+    """The same recommender request over TF Serving's REST API, printed with its curl."""
+    body = {"instances": [{F.INPUT_USER_ID: user, F.INPUT_K: k, F.INPUT_MMR_LAMBDA: 0.0,
+                           F.INPUT_EXCLUDE_ITEM_IDS: [""]}]}  # fmt: skip
+    url = f"http://127.0.0.1:{rest_port}/v1/models/{F.MODEL_RECOMMENDER}:predict"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        rest_ids = json.load(answer)["predictions"][0][F.OUTPUT_ITEM_IDS][:k]
+    print(f"\nREST: curl -d '{json.dumps(body)}' {url}")
+    same = rest_ids == [rec.item_id for rec in grpc_recs[:k]]
+    print(f"  -> {rest_ids}  (same as gRPC: {same})")
 
 
 @dataclasses.dataclass
@@ -143,14 +162,17 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
             print(path)
     server_log = os.path.join(workdir, "server.log")
     with report.stage(5, "serve", "serve over gRPC (TensorFlow Serving API), ask the recommender"):
-        port = free_port()
-        server = start_server(models, port, server_log, config)
+        port, rest_port = free_port(), free_port()
+        while rest_port == port:
+            rest_port = free_port()
+        server = start_server(models, port, server_log, config, rest_port)
         try:
             with ServingClient(f"127.0.0.1:{port}", timeout_s=30.0) as client:
                 client.wait_until_ready(timeout_s=120.0)
                 categories_of = {i[F.ITEM_ID]: i[F.CATEGORIES] for i in generated.items}
                 users = _pick_users(F.DataLayout(data).user_vocab)
-                _print_recommendations(client, users, raw, categories_of)
+                answers = _print_recommendations(client, users, raw, categories_of)
+            _ask_rest(rest_port, users[0], answers[0])
         finally:
             code = stop_server(server)
         print(f"\nserver stopped (exit code {code}); its log: {server_log}")

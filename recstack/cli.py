@@ -117,6 +117,8 @@ def _serve(args: argparse.Namespace) -> None:
         args.config, "serve", ServeConfig, port=args.port, host=args.host,
         metrics_port=args.metrics_port, model_config_file=args.model_config_file,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+        rest_api_port=args.rest_api_port, enable_batching=args.enable_batching,
+        batching_parameters_file=args.batching_parameters_file,
     )  # fmt: skip
     serve(args.model_base_path or "", config)
 
@@ -221,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_export)
 
-    p = sub.add_parser("serve", help="serve the TensorFlow Serving gRPC API")
+    p = sub.add_parser("serve", help="serve the TensorFlow Serving gRPC (and REST) API")
     models = p.add_mutually_exclusive_group(required=True)
     models.add_argument(
         "--model-base-path",
@@ -245,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--host")
     p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: none)")
+    p.add_argument("--rest_api_port", "--rest-api-port", dest="rest_api_port", type=int,
+                   help="TF Serving REST API port, e.g. 8501 (0: none)")  # fmt: skip
+    p.add_argument("--enable_batching", "--enable-batching", dest="enable_batching",
+                   action="store_true", default=None,
+                   help="merge concurrent Predict requests (server-side batching)")  # fmt: skip
+    p.add_argument("--batching_parameters_file", "--batching-parameters-file",
+                   dest="batching_parameters_file",
+                   help="BatchingParameters text file (with --enable_batching)")  # fmt: skip
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("query", help="ask a server (gRPC) for recommendations or scores")

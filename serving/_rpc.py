@@ -3,7 +3,8 @@
 TensorFlow Serving returns each `tensorflow::Status` as the gRPC status with the same code
 (TensorFlow's error codes are gRPC's), so a model error such as `InvalidArgumentError` reaches
 the client as INVALID_ARGUMENT with its message. Anything unexpected becomes INTERNAL and is
-logged with its traceback; the server keeps answering other requests.
+logged with its traceback; the server keeps answering other requests. RPCs this server does
+not implement answer UNIMPLEMENTED with `unsupported_rpc_message`, on gRPC and REST alike.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from recstack import features
 from serving.registry import LoadedModel, ModelNotFoundError, ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 Response = TypeVar("Response")
 
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+_SUPPORTED_RPCS = "this server answers Predict and GetModelMetadata"
 
 
 class RpcAbort(Exception):
@@ -96,3 +99,12 @@ def resolve_model(registry: ModelRegistry, request: Any) -> LoadedModel:
     if choice == "version_label":
         return registry.get(spec.name, label=spec.version_label)
     return registry.get(spec.name, spec.version.value if choice == "version" else None)
+
+
+def unsupported_rpc_message(rpc: str) -> str:
+    """The UNIMPLEMENTED details for `rpc` (e.g. "Classify", "Regress", "MultiInference"), the
+    same on gRPC and REST: what this server answers instead."""
+    return (
+        f"{rpc} is not supported: {_SUPPORTED_RPCS}; call Predict with the model's "
+        f"{features.SERVING_SIGNATURE!r} signature instead"
+    )

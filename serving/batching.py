@@ -23,199 +23,49 @@ Where this differs from TF Serving, on purpose:
   load, and requests larger than `max_batch_size` are rejected (INVALID_ARGUMENT), as TF
   Serving does without splitting.
 
-Errors the server should turn into a status carry it as `BatchingError.code`.
+Errors the server should turn into a status carry it as `BatchingError.code`
+(`serving.batching_errors`). The parameters are `serving.batching_config`'s and the merging and
+splitting of tensors `serving.batch_tensors`'; this module re-exports the config and the errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from typing import NamedTuple
 
-import grpc
 import numpy as np
-from google.protobuf import text_format
 
-from serving.tf_serving_protos import BatchingParameters
+from serving import batch_tensors
+from serving.batching_config import BatchingConfig, load_batching_parameters
+from serving.batching_errors import (
+    BatcherClosedError,
+    BatchingError,
+    BatchInputError,
+    BatchOutputError,
+    BatchQueueFullError,
+)
+
+__all__ = [
+    "BatchInputError",
+    "BatchKey",
+    "BatchOutputError",
+    "BatchQueueFullError",
+    "Batcher",
+    "BatcherClosedError",
+    "BatchingConfig",
+    "BatchingError",
+    "RunFn",
+    "load_batching_parameters",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The model call of one batch: input name -> [rows, ...] array in, output name -> array out.
 RunFn = Callable[[dict[str, np.ndarray]], Mapping[str, np.ndarray]]
-
-
-def _available_cpus() -> int:
-    # TF Serving's default is port::MaxParallelism(): the CPUs this process may run on.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchingConfig:
-    """TF Serving's `BatchingParameters`, with its defaults for omitted fields.
-
-    Attributes:
-      max_batch_size: Most rows (dimension 0, summed over requests) in one model call; larger
-        requests are rejected. TF Serving's default is 1000.
-      batch_timeout_micros: How long the first request of a batch waits for others before the
-        batch runs anyway; 0 runs it as soon as a batch thread is free.
-      max_enqueued_batches: Batches per (model, version, signature) that may wait for a thread;
-        a request that needs one more is refused with UNAVAILABLE.
-      num_batch_threads: Threads running batches (model calls in parallel); default: the CPUs
-        this process may use.
-      allowed_batch_sizes: If set, each batch is padded up to the smallest of these sizes that
-        fits it (repeating a real row, as TF Serving does); increasing, last == max_batch_size.
-      pad_variable_length_inputs: Pad each input's dims after the first to the largest in the
-        batch, so requests with, e.g., different history lengths share a batch.
-      thread_pool_name: Name prefix of the batch threads.
-    """
-
-    max_batch_size: int = 1000
-    batch_timeout_micros: int = 0
-    max_enqueued_batches: int = 10
-    num_batch_threads: int = dataclasses.field(default_factory=_available_cpus)
-    allowed_batch_sizes: tuple[int, ...] = ()
-    pad_variable_length_inputs: bool = False
-    thread_pool_name: str = "batch_threads"
-
-    def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
-            value = getattr(self, name)
-            _check_int(name, value)
-            if value < 1:
-                raise ValueError(f"{name}={value} must be at least 1 (TF Serving requires > 0)")
-        _check_int("batch_timeout_micros", self.batch_timeout_micros)
-        if self.batch_timeout_micros < 0:
-            raise ValueError(
-                f"batch_timeout_micros={self.batch_timeout_micros} must be >= 0 (e.g. 2000)"
-            )
-        object.__setattr__(self, "allowed_batch_sizes", tuple(self.allowed_batch_sizes))
-        self._check_allowed_batch_sizes()
-        if not isinstance(self.pad_variable_length_inputs, bool):
-            raise TypeError(
-                f"pad_variable_length_inputs={self.pad_variable_length_inputs!r} must be a bool"
-            )
-        if not isinstance(self.thread_pool_name, str) or not self.thread_pool_name:
-            raise ValueError(f"thread_pool_name={self.thread_pool_name!r} must be a non-empty str")
-
-    def _check_allowed_batch_sizes(self) -> None:
-        sizes = self.allowed_batch_sizes
-        for size in sizes:
-            _check_int("allowed_batch_sizes entry", size)
-        if sizes and (sizes[0] < 1 or any(a >= b for a, b in itertools.pairwise(sizes))):
-            raise ValueError(
-                f"allowed_batch_sizes={list(sizes)} must be positive and strictly increasing, "
-                "e.g. [8, 16, 32, 64]"
-            )
-        if sizes and sizes[-1] != self.max_batch_size:
-            raise ValueError(
-                f"allowed_batch_sizes={list(sizes)} must end with max_batch_size="
-                f"{self.max_batch_size} (TF Serving refuses to load otherwise); append it or "
-                "change max_batch_size"
-            )
-
-    @property
-    def batch_timeout_s(self) -> float:
-        """`batch_timeout_micros` in seconds."""
-        return self.batch_timeout_micros / 1e6
-
-    @classmethod
-    def from_proto(cls, params: BatchingParameters) -> BatchingConfig:
-        """The config a `tensorflow.serving.BatchingParameters` message describes.
-
-        Raises:
-          ValueError: The message turns on large batch splitting (not implemented here), or a
-            value is out of range.
-        """
-        if params.enable_large_batch_splitting.value or params.HasField("max_execution_batch_size"):
-            raise ValueError(
-                "enable_large_batch_splitting / max_execution_batch_size are not supported by "
-                "serving.batching; remove them (requests above max_batch_size are then "
-                "rejected, as TF Serving does without splitting)"
-            )
-        wrapped = {
-            name: getattr(params, name).value
-            for name in (
-                "max_batch_size",
-                "batch_timeout_micros",
-                "max_enqueued_batches",
-                "num_batch_threads",
-                "thread_pool_name",
-            )
-            if params.HasField(name)
-        }
-        return cls(
-            **wrapped,
-            allowed_batch_sizes=tuple(params.allowed_batch_sizes),
-            pad_variable_length_inputs=params.pad_variable_length_inputs,
-        )
-
-
-def load_batching_parameters(path: str) -> BatchingConfig:
-    """Reads a `--batching_parameters_file` (text `BatchingParameters`) into a `BatchingConfig`.
-
-    Raises:
-      FileNotFoundError: No file at `path`.
-      ValueError: The text does not parse (e.g. an unknown field), or a value is invalid; the
-        message starts with `path`.
-    """
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f"batching parameters file {path} does not exist; pass the file you give "
-            "tensorflow_model_server as --batching_parameters_file"
-        ) from e
-    params = BatchingParameters()
-    try:
-        text_format.Parse(text, params)
-    except text_format.ParseError as e:
-        fields = ", ".join(f.name for f in BatchingParameters.DESCRIPTOR.fields)
-        raise ValueError(
-            f"{path} is not a text BatchingParameters: {e}. Known fields: {fields}; numbers "
-            "are wrapped, e.g. `max_batch_size { value: 64 }`"
-        ) from e
-    try:
-        return BatchingConfig.from_proto(params)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: {e}") from e
-
-
-class BatchingError(Exception):
-    """An error of the batcher itself; `code` is the gRPC status the server should answer."""
-
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
-
-
-class BatchQueueFullError(BatchingError):
-    """`max_enqueued_batches` batches already wait for a thread (TF Serving: UNAVAILABLE)."""
-
-    code = grpc.StatusCode.UNAVAILABLE
-
-
-class BatcherClosedError(BatchingError):
-    """`submit` after `close()`: the server is shutting down (UNAVAILABLE)."""
-
-    code = grpc.StatusCode.UNAVAILABLE
-
-
-class BatchInputError(BatchingError, ValueError):
-    """The request's inputs cannot be batched: too many rows, no batch dim (INVALID_ARGUMENT)."""
-
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
-
-class BatchOutputError(BatchingError):
-    """The model's outputs cannot be split per request (TF Serving: FAILED_PRECONDITION)."""
-
-    code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class BatchKey(NamedTuple):
@@ -355,17 +205,9 @@ class Batcher:
             )
         return arrays, rows
 
-    def _layout(self, arrays: Mapping[str, np.ndarray]) -> tuple:
-        # Requests share a batch only if their tensors can be concatenated along axis 0.
-        if self._config.pad_variable_length_inputs:
-            shapes = {name: (a.ndim, 0 in a.shape[1:]) for name, a in arrays.items()}
-        else:
-            shapes = {name: a.shape[1:] for name, a in arrays.items()}
-        return tuple(sorted((n, _dtype_key(a.dtype), shapes[n]) for n, a in arrays.items()))
-
     def _enqueue(self, key: Hashable, task: _Task) -> None:
         config = self._config
-        layout = self._layout(task.inputs)
+        layout = batch_tensors.layout(task.inputs, config.pad_variable_length_inputs)
         with self._cond:
             if self._closed:
                 raise BatcherClosedError(f"the batcher is closed; {key} was not run")
@@ -426,14 +268,16 @@ class Batcher:
     def _run(self, batch: _Batch) -> None:
         tasks = batch.tasks
         try:
-            padded_rows = _padded_size(batch.rows, self._config.allowed_batch_sizes)
-            merged = _merge_inputs(
+            padded_rows = batch_tensors.padded_size(batch.rows, self._config.allowed_batch_sizes)
+            merged = batch_tensors.merge_inputs(
                 [task.inputs for task in tasks],
                 pad=self._config.pad_variable_length_inputs,
                 extra_rows=padded_rows - batch.rows,
             )
             outputs = tasks[0].run(merged)
-            splits = _split_outputs(outputs, [task.rows for task in tasks], padded_rows)
+            splits = batch_tensors.split_outputs(
+                outputs, [task.rows for task in tasks], padded_rows
+            )
         except Exception as error:  # noqa: BLE001  (handed to each caller, who raises it)
             logger.debug("batch of %d requests failed: %r", len(tasks), error)
             for task in tasks:
@@ -444,73 +288,3 @@ class Batcher:
         finally:
             for task in tasks:
                 task.done.set()
-
-
-def _dtype_key(dtype: np.dtype) -> str:
-    # Fixed-width strings of different widths concatenate fine ('S3' + 'S7' -> 'S7').
-    return dtype.kind if dtype.kind in "SU" else dtype.str
-
-
-def _padded_size(rows: int, allowed_batch_sizes: Sequence[int]) -> int:
-    return next((size for size in allowed_batch_sizes if size >= rows), rows)
-
-
-def _merge_inputs(
-    per_task: Sequence[Mapping[str, np.ndarray]], pad: bool, extra_rows: int
-) -> dict[str, np.ndarray]:
-    merged = {}
-    for name in per_task[0]:
-        parts = [inputs[name] for inputs in per_task]
-        if pad:
-            parts = _pad_trailing_dims(parts)
-        if extra_rows:
-            # TF Serving fills up to an allowed batch size with copies of a real row.
-            parts.append(np.repeat(parts[-1][:1], extra_rows, axis=0))
-        merged[name] = np.concatenate(parts, axis=0)
-    return merged
-
-
-def _pad_trailing_dims(parts: list[np.ndarray]) -> list[np.ndarray]:
-    """Pads dims 1.. of each part to the largest in `parts`, with the part's first value.
-
-    That is TF Serving's pad value (`batching_util.cc`: `input.flat<T>()(0)`), not 0 or "", so
-    models must not read meaning into padded positions (mask by length instead).
-    """
-    target = np.max([part.shape[1:] for part in parts], axis=0)
-    padded = []
-    for part in parts:
-        widths = [(0, 0)] + [(0, int(t) - s) for s, t in zip(part.shape[1:], target, strict=True)]
-        if any(after for _, after in widths):
-            # Never empty here: `Batcher._layout` keeps zero-width tensors in their own batches.
-            part = np.pad(part, widths, mode="constant", constant_values=part.flat[0])
-        padded.append(part)
-    return padded
-
-
-def _split_outputs(
-    outputs: Mapping[str, np.ndarray], sizes: Sequence[int], padded_rows: int
-) -> list[dict[str, np.ndarray]]:
-    if not isinstance(outputs, Mapping):
-        raise BatchOutputError(
-            f"the model call returned a {type(outputs).__name__}; it must return a dict of "
-            "output name -> array with the batch dimension first"
-        )
-    bounds = np.cumsum(sizes)[:-1]
-    splits: list[dict[str, np.ndarray]] = [{} for _ in sizes]
-    for name, value in outputs.items():
-        array = np.asarray(value)
-        if array.ndim == 0 or array.shape[0] != padded_rows:
-            raise BatchOutputError(
-                f"output {name!r} has shape {array.shape}, but the batch has {padded_rows} rows; "
-                "batched signatures must return dimension 0 = rows of the inputs (turn batching "
-                "off for this model, or return per-example outputs)"
-            )
-        for split, part in zip(splits, np.split(array[: sum(sizes)], bounds), strict=True):
-            split[name] = part
-    return splits
-
-
-def _check_int(name: str, value: object) -> None:
-    # bool is an int subclass; `max_batch_size: true` is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}={value!r} must be an integer")

@@ -16,7 +16,6 @@ when the server answers UNAVAILABLE, e.g. while it restarts or drains.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -36,26 +35,20 @@ from tensorflow_serving.apis import (
 )
 
 from recstack import features
+from serving.client_inputs import (
+    as_array,
+    padded,
+    recommender_inputs,
+    required_outputs,
+    retry_service_config,
+    text,
+    user_batch,
+)
 
 logger = logging.getLogger(__name__)
 
 _SIGNATURE_DEF_FIELD = "signature_def"
 _POLL_SECONDS = 0.2
-#: Status codes gRPC retries: the server is (momentarily) not there, nothing ran.
-RETRYABLE_CODES = ("UNAVAILABLE",)
-
-
-def retry_service_config(retries: int, initial_backoff_s: float = 0.1) -> str:
-    """gRPC service config JSON retrying every method up to `retries` times on UNAVAILABLE,
-    with exponential backoff from `initial_backoff_s` (at most 2 s between attempts)."""
-    policy = {
-        "maxAttempts": retries + 1,
-        "initialBackoff": f"{initial_backoff_s}s",
-        "maxBackoff": "2s",
-        "backoffMultiplier": 2,
-        "retryableStatusCodes": list(RETRYABLE_CODES),
-    }
-    return json.dumps({"methodConfig": [{"name": [{}], "retryPolicy": policy}]})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +140,7 @@ class ServingClient:
         if version is not None:
             request.model_spec.version.value = version
         for name, values in inputs.items():
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(_as_array(values)))
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(as_array(values)))
         request.output_filter.extend(output_filter)
         response = self._predictions.Predict(request, timeout=self._timeout_s)
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
@@ -184,7 +177,7 @@ class ServingClient:
           grpc.RpcError: The server refused or failed the request (e.g. INVALID_ARGUMENT for
             a k above the recommender's largest).
         """
-        users = _user_batch(user_ids)
+        users = user_batch(user_ids)
         if k < 1:
             raise ValueError(f"k={k} must be at least 1")
         inputs: dict[str, np.ndarray] = {features.INPUT_USER_ID: users}
@@ -197,7 +190,7 @@ class ServingClient:
                 f"{model!r}"
             )
         outputs = self.predict(model, inputs)
-        item_ids, scores = _required_outputs(model, outputs, len(users))
+        item_ids, scores = required_outputs(model, outputs, len(users))
         titles = outputs.get(features.OUTPUT_TITLES)
         if titles is not None and titles.shape != item_ids.shape:
             raise ValueError(
@@ -213,12 +206,12 @@ class ServingClient:
         return [
             [
                 Recommendation(
-                    item_id=_text(item_ids[row, col]),
-                    title="" if titles is None else _text(titles[row, col]),
+                    item_id=text(item_ids[row, col]),
+                    title="" if titles is None else text(titles[row, col]),
                     score=float(scores[row, col]),
                 )
                 for col in range(min(k, item_ids.shape[1]))
-                if _text(item_ids[row, col])  # "" pads lists the recommender could not fill
+                if text(item_ids[row, col])  # "" pads lists the recommender could not fill
             ]
             for row in range(len(users))
         ]
@@ -242,8 +235,8 @@ class ServingClient:
           ValueError: `item_ids` does not have one list per user.
           grpc.RpcError: The server refused or failed the request.
         """
-        users = _user_batch(user_ids)
-        candidates = _padded(item_ids, len(users), "item_ids")
+        users = user_batch(user_ids)
+        candidates = padded(item_ids, len(users), "item_ids")
         outputs = self.predict(model, {features.INPUT_USER_ID: users,
                                        features.INPUT_ITEM_IDS: candidates})  # fmt: skip
         scores = outputs[features.OUTPUT_SCORES]
@@ -253,7 +246,7 @@ class ServingClient:
             recs = [
                 Recommendation(
                     str(item),
-                    "" if titles is None else _text(titles[row, col]),
+                    "" if titles is None else text(titles[row, col]),
                     float(scores[row, col]),
                 )  # fmt: skip
                 for col, item in enumerate(items)
@@ -370,73 +363,3 @@ class ServingClient:
         available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
         ready = any(s.state == available for s in response.model_version_status)
         return ready, f"model {model!r} has no AVAILABLE version"
-
-
-def recommender_inputs(
-    batch: int, k: int, mmr_lambda: float = 0.0, exclude: Sequence[Sequence[str]] | None = None
-) -> dict[str, np.ndarray]:
-    """The `recommender` signature's inputs besides `user_id`, for `batch` users alike: `k`
-    int32 `[batch]`, `mmr_lambda` float32 `[batch]`, `exclude_item_ids` string `[batch, m]`
-    ("" padded)."""
-    return {
-        features.INPUT_K: np.full(batch, k, np.int32),
-        features.INPUT_MMR_LAMBDA: np.full(batch, mmr_lambda, np.float32),
-        features.INPUT_EXCLUDE_ITEM_IDS: _padded(exclude or [[]] * batch, batch, "exclude"),
-    }
-
-
-def _user_batch(user_ids: Sequence[str]) -> np.ndarray:
-    if isinstance(user_ids, str | bytes):
-        raise TypeError(f"user_ids={user_ids!r} is one string; pass a list, e.g. [{user_ids!r}]")
-    if not user_ids:
-        raise ValueError("user_ids is empty; pass at least one user id")
-    return np.array([str(u) for u in user_ids], dtype=object)
-
-
-def _padded(lists: Sequence[Sequence[str]], batch: int, name: str) -> np.ndarray:
-    """Per-user id lists as a string `[batch, max(1, longest)]` array padded with ""."""
-    if len(lists) != batch:
-        raise ValueError(f"{name} has {len(lists)} lists for {batch} user(s); pass one per user")
-    # At least one column: TF Serving's batching cannot merge an empty [batch, 0] tensor with
-    # non-empty ones ("Got empty tensor in batch of non-empty tensors").
-    width = max(1, max((len(ids) for ids in lists), default=0))
-    array = np.full((batch, width), "", dtype=object)
-    for row, ids in enumerate(lists):
-        if isinstance(ids, str | bytes):
-            raise TypeError(f"{name}[{row}]={ids!r} is one string; pass a list of ids")
-        array[row, : len(ids)] = [str(i) for i in ids]
-    return array
-
-
-def _as_array(values: Any) -> np.ndarray:
-    """`values` as an array TensorFlow converts exactly (str -> DT_STRING, not unicode)."""
-    array = np.asarray(values)
-    if array.dtype.kind == "U":
-        array = array.astype(object)
-    return array
-
-
-def _required_outputs(
-    model: str, outputs: Mapping[str, np.ndarray], batch: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The item ids and scores of a recommendation response, shape-checked `[batch, k]`."""
-    missing = [n for n in (features.OUTPUT_ITEM_IDS, features.OUTPUT_SCORES) if n not in outputs]
-    if missing:
-        raise ValueError(
-            f"model {model!r} returned outputs {sorted(outputs)} without {missing}; recommend() "
-            "needs a model exported with the recommendation signature (e.g. "
-            f"{features.MODEL_RETRIEVAL!r})"
-        )
-    item_ids = outputs[features.OUTPUT_ITEM_IDS]
-    scores = outputs[features.OUTPUT_SCORES]
-    if item_ids.ndim != 2 or item_ids.shape[0] != batch or scores.shape != item_ids.shape:
-        raise ValueError(
-            f"model {model!r} returned {features.OUTPUT_ITEM_IDS!r} of shape {item_ids.shape} "
-            f"and {features.OUTPUT_SCORES!r} of shape {scores.shape}; expected both "
-            f"[{batch}, k] for {batch} user(s)"
-        )
-    return item_ids, scores
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

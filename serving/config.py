@@ -33,6 +33,12 @@ class ServeConfig:
       file_system_poll_wait_seconds: Period, in seconds, of the poll for new and removed
         model versions (TF Serving's flag of the same name; fractions allowed here); 0 loads
         the models once, at start.
+      rest_api_port: TCP port of TF Serving's REST API (`/v1/models/...`, `serving.rest`);
+        8501 is TF Serving's usual choice; 0 serves no REST API (TF Serving's default).
+      enable_batching: Merge concurrent Predict requests for the same model version and
+        signature into one call (`serving.batching`), as TF Serving's `--enable_batching`.
+      batching_parameters_file: TF Serving's text-format `BatchingParameters` (max batch size,
+        timeout, threads, queue); "" uses TF Serving's defaults. Needs `enable_batching`.
     """
 
     port: int = 8500
@@ -43,6 +49,9 @@ class ServeConfig:
     metrics_port: int = 0
     model_config_file: str = ""
     file_system_poll_wait_seconds: float = 1.0
+    rest_api_port: int = 0
+    enable_batching: bool = False
+    batching_parameters_file: str = ""
 
     def __post_init__(self) -> None:
         _check_int("port", self.port)
@@ -90,6 +99,27 @@ class ServeConfig:
                 f"file_system_poll_wait_seconds={poll} must be a finite number >= 0 (e.g. 1; 0 "
                 "turns polling off)"
             )
+        self._check_ports()
+        if not isinstance(self.enable_batching, bool):
+            raise TypeError(f"enable_batching={self.enable_batching!r} must be true or false")
+        if self.batching_parameters_file and not self.enable_batching:
+            raise ValueError(
+                f"batching_parameters_file={self.batching_parameters_file!r} is set but "
+                "enable_batching is false; set enable_batching: true (--enable_batching)"
+            )
+
+    def _check_ports(self) -> None:
+        _check_int("rest_api_port", self.rest_api_port)
+        if not 0 <= self.rest_api_port <= 65535:
+            raise ValueError(
+                f"rest_api_port={self.rest_api_port} is outside 0..65535 (0: no REST API); "
+                "e.g. 8501"
+            )
+        ports = {"port": self.port, "metrics_port": self.metrics_port,
+                 "rest_api_port": self.rest_api_port}  # fmt: skip
+        fixed = [(name, value) for name, value in ports.items() if value]
+        if len({value for _, value in fixed}) < len(fixed):
+            raise ValueError(f"ports {dict(fixed)} must differ from each other (0: any/none)")
 
     @property
     def max_message_bytes(self) -> int:

@@ -23,10 +23,10 @@ There are two ways to say it:
 - `--model_base_path` (this server's extension): every sub-directory of the base path is a
   model, served with `latest { num_versions: 1 }` and no labels (`base_path_model`).
 
-Version policies follow TF Serving's `ServableVersionPolicy`: `latest` serves the N highest
-version numbers (N = `num_versions`, 0 counts as 1, as in TF Serving), `all` every version,
-`specific` the listed ones. Labels name versions (`stable` -> 3) so clients can ask for a label
-instead of a number; a label must point at a version its policy serves.
+Version policies follow TF Serving's `ServableVersionPolicy` (`serving.version_policy`, whose
+`LatestVersions`, `AllVersions` and `SpecificVersions` this module re-exports). Labels name
+versions (`stable` -> 3) so clients can ask for a label instead of a number; a label must point
+at a version its policy serves.
 """
 
 from __future__ import annotations
@@ -34,11 +34,28 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from serving.version_policy import AllVersions, LatestVersions, SpecificVersions, VersionPolicy
 
 if TYPE_CHECKING:
     from tensorflow_serving.config import model_server_config_pb2
+
+__all__ = [
+    "TENSORFLOW_PLATFORM",
+    "AllVersions",
+    "LatestVersions",
+    "ModelConfig",
+    "ModelConfigList",
+    "SpecificVersions",
+    "VersionPolicy",
+    "base_path_model",
+    "check_model_name",
+    "from_proto",
+    "parse_model_config",
+    "read_model_config_file",
+]
 
 #: The only `model_platform` this server loads (SavedModels).
 TENSORFLOW_PLATFORM = "tensorflow"
@@ -57,77 +74,6 @@ def check_model_name(name: str) -> None:
             f"model name {name!r} is not a plain directory name; model names may not be empty "
             "or contain '/', '\\', '..' or NUL (e.g. 'retrieval')"
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class LatestVersions:
-    """Serve the `num_versions` highest version numbers (TF Serving's default policy).
-
-    Attributes:
-      num_versions: How many versions to serve; at least 1.
-    """
-
-    num_versions: int = 1
-
-    def __post_init__(self) -> None:
-        if isinstance(self.num_versions, bool) or not isinstance(self.num_versions, int):
-            raise TypeError(f"num_versions={self.num_versions!r} must be an integer")
-        if self.num_versions < 1:
-            raise ValueError(f"num_versions={self.num_versions} must be at least 1")
-
-    def select(self, versions: Iterable[int]) -> tuple[int, ...]:
-        """The versions to serve out of `versions`, newest first."""
-        return tuple(sorted(set(versions), reverse=True)[: self.num_versions])
-
-    def __str__(self) -> str:
-        return f"latest {{num_versions: {self.num_versions}}}"
-
-
-@dataclasses.dataclass(frozen=True)
-class AllVersions:
-    """Serve every version found under the model's base path."""
-
-    def select(self, versions: Iterable[int]) -> tuple[int, ...]:
-        """All of `versions`, newest first."""
-        return tuple(sorted(set(versions), reverse=True))
-
-    def __str__(self) -> str:
-        return "all {}"
-
-
-@dataclasses.dataclass(frozen=True)
-class SpecificVersions:
-    """Serve exactly the listed versions (those that exist).
-
-    Attributes:
-      versions: Version numbers to serve, each >= 0, no duplicates; kept sorted.
-    """
-
-    versions: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        versions = tuple(self.versions)
-        if not versions:
-            raise ValueError(
-                "specific {} lists no versions; add e.g. `versions: 1`, or use latest {} or all {}"
-            )
-        for version in versions:
-            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-                raise ValueError(f"specific version {version!r} must be an integer >= 0")
-        duplicates = sorted({v for v in versions if versions.count(v) > 1})
-        if duplicates:
-            raise ValueError(f"specific versions {list(versions)} list {duplicates} twice")
-        object.__setattr__(self, "versions", tuple(sorted(versions)))
-
-    def select(self, versions: Iterable[int]) -> tuple[int, ...]:
-        """The listed versions found in `versions`, newest first."""
-        return tuple(sorted(set(versions) & set(self.versions), reverse=True))
-
-    def __str__(self) -> str:
-        return f"specific {{versions: {list(self.versions)}}}"
-
-
-VersionPolicy = LatestVersions | AllVersions | SpecificVersions
 
 
 @dataclasses.dataclass(frozen=True)

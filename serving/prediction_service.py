@@ -11,13 +11,13 @@ calling the model, so the message names the input and the expected and actual va
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -29,48 +29,47 @@ from tensorflow_serving.apis import (
 )
 
 from recstack import features
-from serving._rpc import RpcAbort, answer, resolve_model, status_code_for
+from serving._rpc import (
+    RpcAbort,
+    answer,
+    resolve_model,
+    status_code_for,
+    unsupported_rpc_message,
+)
+from serving.batching import Batcher, BatchingError, BatchKey
 from serving.metrics import RequestLabels, ServingMetrics
 from serving.registry import LoadedModel, ModelRegistry
+from serving.tensor_protos import as_proto_field, input_tensors
 
 logger = logging.getLogger(__name__)
 
-#: TensorProto fields TF Serving fills by default (`Tensor::AsProtoField`), by dtype.
-_TYPED_FIELDS = {
-    types_pb2.DT_FLOAT: "float_val",
-    types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_INT16: "int_val",
-    types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_UINT8: "int_val",
-    types_pb2.DT_UINT16: "int_val",
-    types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_UINT32: "uint32_val",
-    types_pb2.DT_UINT64: "uint64_val",
-    types_pb2.DT_BOOL: "bool_val",
-    types_pb2.DT_HALF: "half_val",
-    types_pb2.DT_BFLOAT16: "half_val",
-    types_pb2.DT_COMPLEX64: "scomplex_val",
-    types_pb2.DT_COMPLEX128: "dcomplex_val",
-}
 #: The only `metadata_field` TensorFlow Serving (and this server) answers.
 SIGNATURE_DEF_FIELD = "signature_def"
 #: TF2 SavedModels carry this signature for their initializers; it is not a serving signature.
 _INIT_OP_SIGNATURE = "__saved_model_init_op"
-_SUPPORTED = "this server answers Predict and GetModelMetadata"
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Answers `tensorflow.serving.PredictionService` RPCs from a `ModelRegistry`.
 
     Args:
-      registry: The loaded models; read-only, shared by all server threads.
-      metrics: Where Predict counts its requests and latencies; None: nowhere.
+      registry: The loaded models; shared by all server threads.
+      metrics: Where Predict and GetModelMetadata count their requests and latencies; None:
+        nowhere.
+      batcher: Server-side batching (TF Serving's `--enable_batching`): concurrent Predict
+        requests for the same model version and signature run as one call; None: each
+        request runs alone.
     """
 
-    def __init__(self, registry: ModelRegistry, metrics: ServingMetrics | None = None) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        metrics: ServingMetrics | None = None,
+        batcher: Batcher | None = None,
+    ) -> None:
         self._registry = registry
         self._metrics = metrics
+        self._batcher = batcher
 
     def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
@@ -121,19 +120,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
         """Not supported: aborts with UNIMPLEMENTED (use Predict)."""
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _unsupported("Classify"))
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, unsupported_rpc_message("Classify"))
 
     def Regress(
         self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
     ) -> regression_pb2.RegressionResponse:
         """Not supported: aborts with UNIMPLEMENTED (use Predict)."""
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _unsupported("Regress"))
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, unsupported_rpc_message("Regress"))
 
     def MultiInference(
         self, request: inference_pb2.MultiInferenceRequest, context: grpc.ServicerContext
     ) -> inference_pb2.MultiInferenceResponse:
         """Not supported: aborts with UNIMPLEMENTED (use Predict)."""
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _unsupported("MultiInference"))
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, unsupported_rpc_message("MultiInference"))
 
     def predict(
         self, request: predict_pb2.PredictRequest, labels: RequestLabels | None = None
@@ -163,9 +162,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         inputs = input_tensors(signature_def, request, where)
         aliases = _output_aliases(signature_def, request.output_filter, where)
         try:
-            outputs = function(**inputs)
+            outputs = self._run(BatchKey(model.name, model.version, signature_name), function,
+                                inputs)  # fmt: skip
         except tf.errors.OpError as e:
-            raise RpcAbort(status_code_for(e.error_code), e.message) from e
+            raise RpcAbort(status_code_for(e.error_code), concise_error(e.message)) from e
+        except BatchingError as e:
+            raise RpcAbort(e.code, str(e)) from e
 
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
@@ -178,8 +180,26 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     f"{where} declares output {alias!r} but returned only {sorted(outputs)}; "
                     "re-export the model",
                 )
-            response.outputs[alias].CopyFrom(as_proto_field(outputs[alias].numpy()))
+            response.outputs[alias].CopyFrom(as_proto_field(outputs[alias]))
         return response
+
+    def _run(
+        self,
+        key: BatchKey,
+        function: Callable[..., Mapping[str, tf.Tensor]],
+        inputs: dict[str, tf.Tensor],
+    ) -> dict[str, np.ndarray]:
+        """Calls the signature on `inputs`, alone or batched with concurrent requests."""
+        if self._batcher is None:
+            return {name: value.numpy() for name, value in function(**inputs).items()}
+
+        def run(batched: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            tensors = {name: tf.constant(value, dtype=inputs[name].dtype)
+                       for name, value in batched.items()}  # fmt: skip
+            return {name: value.numpy() for name, value in function(**tensors).items()}
+
+        arrays = {name: value.numpy() for name, value in inputs.items()}
+        return self._batcher.submit(key, arrays, run)
 
     def metadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest
@@ -212,68 +232,21 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def as_proto_field(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """Encodes `array` as TF Serving encodes Predict outputs: in the typed repeated field.
-
-    `tf.make_tensor_proto` packs numeric arrays into `tensor_content` bytes; TF Serving's
-    default (`Tensor::AsProtoField`) fills `float_val`, `int64_val`, ... instead, and clients
-    that read e.g. `outputs["scores"].float_val` directly depend on it. Strings always go to
-    `string_val`. Both encodings decode with `tf.make_ndarray`.
-    """
-    proto = tf.make_tensor_proto(array)
-    field = _TYPED_FIELDS.get(proto.dtype)
-    if field is None or not proto.tensor_content:
-        return proto
-    flat = np.ascontiguousarray(array).ravel()
-    if proto.dtype in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):
-        flat = flat.view(np.uint16)  # half_val holds the 16-bit patterns.
-    elif proto.dtype in (types_pb2.DT_COMPLEX64, types_pb2.DT_COMPLEX128):
-        flat = flat.view(flat.real.dtype)  # Interleaved (real, imaginary) pairs.
-    proto.ClearField("tensor_content")
-    getattr(proto, field).extend(flat.tolist())
-    return proto
+#: A failed `tf.debugging.assert_*` in a graph: its message and the offending values.
+_ASSERTION = re.compile(
+    r"assertion failed: \[(?P<message>[^\]]*)\].*?\[x \([^)]*\) = \] \[(?P<x>[^\]]*)\]", re.S
+)
 
 
-def input_tensors(
-    signature_def: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest, where: str
-) -> dict[str, tf.Tensor]:
-    """Validates the request inputs against `signature_def`; returns them as tf.Tensors."""
-    expected = signature_def.inputs
-    sent = set(request.inputs)
-    missing = sorted(set(expected) - sent - set(signature_def.defaults))
-    extra = sorted(sent - set(expected))
-    if missing or extra:
-        wanted = ", ".join(
-            f"{alias}: {_describe(info)}" for alias, info in sorted(expected.items())
-        )
-        raise RpcAbort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"inputs do not match {where}: missing {missing}, unexpected {extra}; send exactly "
-            f"the inputs {{{wanted}}}",
-        )
-    tensors = {}
-    for alias, info in expected.items():
-        proto = request.inputs[alias] if alias in sent else signature_def.defaults[alias]
-        if proto.dtype != info.dtype:
-            raise RpcAbort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"input {alias!r} of {where} expects dtype {_dtype_name(info.dtype)} but got "
-                f"{_dtype_name(proto.dtype)}; send it as {_dtype_name(info.dtype)}",
-            )
-        try:
-            array = tf.make_ndarray(proto)
-        except (TypeError, ValueError) as e:
-            raise RpcAbort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"tensor parsing error: {alias}: {e}"
-            ) from e
-        if not _shape_matches(array.shape, info.tensor_shape):
-            raise RpcAbort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"input {alias!r} of {where} expects shape {_shape_name(info.tensor_shape)} "
-                f"(-1: any size) but got {list(array.shape)}",
-            )
-        tensors[alias] = tf.convert_to_tensor(array, dtype=tf.dtypes.as_dtype(info.dtype))
-    return tensors
+def concise_error(message: str) -> str:
+    """A model's error message without TensorFlow's graph-execution boilerplate: a failed
+    in-graph assertion (how exported models validate inputs) becomes its own message plus the
+    offending values, e.g. "input k must be between 1 and 100; got [500]"; anything else is
+    returned unchanged."""
+    match = _ASSERTION.search(message)
+    if match is None:
+        return message
+    return f"{match['message']}; got [{match['x']}]"
 
 
 def _output_aliases(
@@ -299,34 +272,5 @@ def _output_aliases(
     return aliases
 
 
-def _shape_matches(shape: tuple[int, ...], expected: tensor_shape_pb2.TensorShapeProto) -> bool:
-    if expected.unknown_rank:
-        return True
-    if len(shape) != len(expected.dim):
-        return False
-    return all(dim.size in (-1, size) for dim, size in zip(expected.dim, shape, strict=True))
-
-
-def _shape_name(shape: tensor_shape_pb2.TensorShapeProto) -> str:
-    return "<any>" if shape.unknown_rank else str([dim.size for dim in shape.dim])
-
-
-def _dtype_name(dtype: int) -> str:
-    if dtype in types_pb2.DataType.values():
-        return types_pb2.DataType.Name(dtype)
-    return f"<unknown dtype enum {dtype}>"
-
-
-def _describe(tensor_info: meta_graph_pb2.TensorInfo) -> str:
-    return f"{_dtype_name(tensor_info.dtype)} {_shape_name(tensor_info.tensor_shape)}"
-
-
 def _serving_signatures(model: LoadedModel) -> list[str]:
     return sorted(name for name in model.signatures if name != _INIT_OP_SIGNATURE)
-
-
-def _unsupported(rpc: str) -> str:
-    return (
-        f"{rpc} is not supported: {_SUPPORTED}; call Predict with the model's "
-        f"{features.SERVING_SIGNATURE!r} signature instead"
-    )

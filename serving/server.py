@@ -2,7 +2,9 @@
 
 `create_server` assembles a gRPC server with TF Serving's `PredictionService` and
 `ModelService` plus the standard gRPC health service (`grpc.health.v1.Health`: SERVING for
-the server, "", and for each model name), which Kubernetes gRPC probes and load balancers use.
+the server, "", and for each model name), which Kubernetes gRPC probes and load balancers use,
+and, when configured, TF Serving's REST API on `rest_api_port` (`serving.rest`, same answers)
+and server-side batching (`serving.batching`).
 While it runs, a background thread polls the model base paths every
 `file_system_poll_wait_seconds` (`ModelRegistry.poll`: new versions are loaded, then swapped
 in), and the health statuses follow the models: one that appears becomes SERVING, one that is
@@ -24,46 +26,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from serving.batching import Batcher, BatchingConfig, load_batching_parameters
 from serving.config import ServeConfig, format_address
 from serving.metrics import ServingMetrics
 from serving.model_config import read_model_config_file
 from serving.model_service import ModelServicer
+from serving.poller import Poller
 from serving.prediction_service import PredictionServicer
 from serving.registry import ModelRegistry
+from serving.rest import RestServer
 
 logger = logging.getLogger(__name__)
 
 #: How long `ModelServer.stop` waits for a poll in progress (a model load) before leaving it
 #: to finish in its daemon thread.
 _POLLER_STOP_SECONDS = 5.0
-
-
-class _Poller:
-    """Calls `registry.poll()` every `period` seconds in a daemon thread until stopped."""
-
-    def __init__(self, registry: ModelRegistry, period: float) -> None:
-        self._registry = registry
-        self._period = period
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if self._thread.is_alive():
-            logger.warning("A model poll is still running; it finishes in the background")
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._period):
-            try:
-                self._registry.poll()
-            except Exception:
-                # poll() reports load failures itself; this keeps the thread alive after a bug.
-                logger.exception("Polling the model base paths failed; retrying")
 
 
 class ModelServer(grpc.Server):
@@ -88,16 +65,26 @@ class ModelServer(grpc.Server):
         health_servicer: health.HealthServicer,
         registry: ModelRegistry,
         poll_seconds: float = 0.0,
+        rest: RestServer | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
         self._server = server
         self.health = health_servicer
         self.port = port
+        self._rest = rest
+        self._batcher = batcher
         self._registry = registry
         self._poll_seconds = poll_seconds
-        self._poller: _Poller | None = None
+        self._poller: Poller | None = None
         self._health_lock = threading.Lock()
         self._healthy: set[str] = set()
         self._sync_health(registry.names)
+
+    @property
+    def rest_port(self) -> int | None:
+        """The REST API's port once started (the chosen one when configured with 0), or None
+        without a REST API."""
+        return None if self._rest is None else self._rest.port
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -105,12 +92,19 @@ class ModelServer(grpc.Server):
         return self._registry.names
 
     def start(self) -> None:
-        """Starts answering RPCs and polling for model versions (returns immediately)."""
+        """Starts answering RPCs (and REST requests, with a REST API) and polling for model
+        versions (returns immediately).
+
+        Raises:
+          OSError: The REST port cannot be bound.
+        """
         self._server.start()
+        if self._rest is not None:
+            self._rest.start()
         if isinstance(self._registry, ModelRegistry):
             self._registry.subscribe(self._sync_health)  # Also syncs the current names.
             if self._poll_seconds > 0:
-                self._poller = _Poller(self._registry, self._poll_seconds)
+                self._poller = Poller(self._registry, self._poll_seconds)
                 self._poller.start()
 
     def stop(self, grace: float | None) -> threading.Event:
@@ -123,7 +117,12 @@ class ModelServer(grpc.Server):
             self._poller = None
         if isinstance(self._registry, ModelRegistry):
             self._registry.unsubscribe(self._sync_health)
-        return self._server.stop(grace)
+        if self._rest is not None:
+            self._rest.stop(grace or 0.0)
+        stopped = self._server.stop(grace)
+        if self._batcher is not None:
+            self._batcher.close()  # Runs what is queued at once, then refuses new requests.
+        return stopped
 
     def _sync_health(self, names: tuple[str, ...]) -> None:
         """Models in `names` SERVING, models served before but not now NOT_SERVING."""
@@ -165,9 +164,9 @@ def create_server(
       registry: The models. A `ModelRegistry` is polled every
         `config.file_system_poll_wait_seconds` while the server runs (0: never); any other
         object with `names` and `get(name, version)` is served as it is.
-      config: Address, worker threads, message size limit (requests and responses) and poll
-        period.
-      metrics: Where RPCs are counted and timed (None: nowhere).
+      config: Address, worker threads, message size limit (requests and responses), poll
+        period, REST port (bound by `start`) and batching.
+      metrics: Where RPCs and REST requests are counted and timed (None: nowhere).
 
     Returns:
       The bound, not yet started server; `server.port` is the bound port (the one the
@@ -175,6 +174,7 @@ def create_server(
 
     Raises:
       OSError: The address cannot be bound (e.g. the port is in use).
+      ValueError, FileNotFoundError: The batching parameters file is invalid or missing.
     """
     options = [
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -186,12 +186,14 @@ def create_server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="serving"),
         options=options,
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(registry, metrics), server
-    )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        ModelServicer(registry, metrics), server
-    )
+    batcher = None
+    if config.enable_batching:
+        params = config.batching_parameters_file
+        batcher = Batcher(load_batching_parameters(params) if params else BatchingConfig())
+    prediction = PredictionServicer(registry, metrics, batcher)
+    models = ModelServicer(registry, metrics)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -204,9 +206,12 @@ def create_server(
         ) from e
     if port == 0:  # Older grpc releases report a failed bind as port 0.
         raise OSError(f"cannot listen on {config.address}; choose another port")
-    return ModelServer(
-        server, port, health_servicer, registry, config.file_system_poll_wait_seconds
-    )
+    rest = None
+    if config.rest_api_port:
+        rest = RestServer(prediction, models, config.host, config.rest_api_port, metrics,
+                          max_body_bytes=config.max_message_bytes)  # fmt: skip
+    return ModelServer(server, port, health_servicer, registry,
+                       config.file_system_poll_wait_seconds, rest, batcher)  # fmt: skip
 
 
 def open_registry(base_path: str, config: ServeConfig) -> ModelRegistry:
@@ -270,6 +275,9 @@ def serve(base_path: str, config: ServeConfig) -> None:
             bound = metrics.start_http(config.metrics_port, config.host)
             metrics_address = format_address(config.host, bound)
             print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
+        if server.rest_port is not None:
+            rest_address = format_address(config.host, server.rest_port)
+            print(f"REST API on http://{rest_address}/v1/models/<name>", flush=True)
         print(f"Serving models {list(registry.names)} on {address}", flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop_requested.wait(timeout=0.5):

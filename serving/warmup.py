@@ -93,7 +93,7 @@ def replay(model: LoadedModel, default_signature: str) -> int:
         names the file and record); the version must not be offered.
     """
     from serving._rpc import RpcAbort
-    from serving.prediction_service import input_tensors
+    from serving.tensor_protos import input_tensors
 
     requests = read_warmup_requests(model.path)
     for number, request in enumerate(requests, start=1):

@@ -17,8 +17,8 @@ from tensorflow_serving.apis import (
 
 from recstack import features
 from serving.config import ServeConfig
-from serving.prediction_service import as_proto_field
 from serving.server import create_server
+from serving.tensor_protos import as_proto_field
 
 
 @pytest.fixture
@@ -297,3 +297,16 @@ def test_typed_field_encoding_round_trips(dtype):
     decoded = tf.make_ndarray(proto)
     assert decoded.dtype == array.dtype
     np.testing.assert_array_equal(decoded, array)
+
+
+def test_failed_in_graph_assertions_are_reported_without_boilerplate():
+    from serving.prediction_service import concise_error
+
+    raw = (
+        "Graph execution error:\n\nDetected at node assert_less_equal/Assert/Assert defined at "
+        "(most recent call last):\n<stack traces unavailable>\nassertion failed: [input k must "
+        "be between 1 and 100] [Condition x <= y did not hold element-wise:] [x (k:0) = ] "
+        "[500 3] [y (assert_less_equal/y:0) = ] [100]\n\t [[{{node assert_less_equal/Assert}}]]"
+    )
+    assert concise_error(raw) == "input k must be between 1 and 100; got [500 3]"
+    assert concise_error("indices[0] = 7 is not in [0, 5)") == "indices[0] = 7 is not in [0, 5)"

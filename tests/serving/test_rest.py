@@ -3,8 +3,10 @@
 
 import base64
 import concurrent.futures
+import contextlib
 import http.client
 import json
+import os
 import re
 import threading
 import time
@@ -29,11 +31,12 @@ from recstack import features
 from serving._rpc import RpcAbort
 from serving.config import ServeConfig
 from serving.metrics import UNRESOLVED, ServingMetrics
+from serving.model_config import AllVersions, ModelConfig, ModelConfigList
 from serving.model_service import ModelServicer
 from serving.prediction_service import PredictionServicer
 from serving.registry import ModelRegistry
 from serving.rest import RestServer
-from serving.rest_json import format_float
+from serving.rest_json_values import format_float
 from serving.server import create_server
 
 RETRIEVAL = f"/v1/models/{features.MODEL_RETRIEVAL}"
@@ -158,15 +161,24 @@ def typed_registry(tmp_path_factory):
     return ModelRegistry(str(base))
 
 
+@contextlib.contextmanager
+def rest_and_grpc(registry):
+    """An Endpoint with a RestServer and a gRPC server of their own over `registry`."""
+    rest = start_rest(registry)
+    server = create_server(registry, ServeConfig(port=0, host="localhost"))
+    server.start()
+    try:
+        with grpc.insecure_channel(f"localhost:{server.port}") as channel:
+            yield Endpoint(rest, channel)
+    finally:
+        server.stop(grace=1.0).wait()
+        rest.stop()
+
+
 @pytest.fixture(scope="module")
 def typed(typed_registry):
-    rest = start_rest(typed_registry)
-    server = create_server(typed_registry, ServeConfig(port=0, host="localhost"))
-    server.start()
-    with grpc.insecure_channel(f"localhost:{server.port}") as channel:
-        yield Endpoint(rest, channel)
-    server.stop(grace=1.0).wait()
-    rest.stop()
+    with rest_and_grpc(typed_registry) as endpoint:
+        yield endpoint
 
 
 def grpc_predict(stub, model, inputs, signature=""):
@@ -305,6 +317,47 @@ def test_versions_and_labels_resolve_exactly_as_grpc(api):
                     assert body == json_format.MessageToDict(
                         response, always_print_fields_with_no_presence=True
                     )
+
+
+@pytest.fixture(scope="module")
+def labelled(model_base):
+    """REST and gRPC over a model config serving retrieval versions 1 and 2, 1 labelled "stable"."""
+    model = ModelConfig(
+        features.MODEL_RETRIEVAL,
+        os.path.join(model_base, features.MODEL_RETRIEVAL),
+        AllVersions(),
+        {"stable": 1},
+    )
+    with rest_and_grpc(ModelRegistry(config=ModelConfigList((model,)))) as endpoint:
+        yield endpoint
+
+
+def test_unknown_version_label_is_400_and_unknown_version_404_as_in_tf_serving(labelled):
+    """TF Serving answers an unrecognized label INVALID_ARGUMENT (HTTP 400), not NOT_FOUND."""
+    for method, tail, body in [
+        ("GET", "", None),
+        ("GET", "/metadata", None),
+        ("POST", ":predict", {"instances": ["alice"]}),
+    ]:
+        status, _, answer = labelled.call(method, f"{RETRIEVAL}/labels/canary{tail}", body)
+        assert status == 400, (method, tail, answer)
+        assert answer["error"].startswith("Unrecognized servable version label: canary")
+        assert "its labels: ['stable']" in answer["error"]
+        status, _, answer = labelled.call(method, f"{RETRIEVAL}/versions/99{tail}", body)
+        assert status == 404, (method, tail, answer)
+    error = grpc_error(
+        labelled.model_stub.GetModelStatus,
+        status_request(features.MODEL_RETRIEVAL, label="canary"),
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # A known label resolves to its version, on every route.
+    status, _, answer = labelled.call("GET", f"{RETRIEVAL}/labels/stable/metadata")
+    assert (status, answer["model_spec"]["version"]) == (200, "1")
+    status, _, answer = labelled.call(
+        "POST", f"{RETRIEVAL}/labels/stable:predict", {"instances": ["alice"]}
+    )
+    assert status == 200
+    assert answer["predictions"][0]["item_ids"] == expected_recommendations("alice", 1)[0]
 
 
 def test_row_predict_matches_grpc_and_independent_values(api):
