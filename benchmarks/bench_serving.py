@@ -65,6 +65,9 @@ K, MMR_LAMBDA, EXCLUDED = 10, 0.2, 2
 REQUEST_POOL, WARMUP_CALLS = 2000, 50
 TIMEOUT_S, READY_TIMEOUT_S = 10.0, 900.0
 SCANN_DEFAULT, BRUTE = "scann (default)", "brute force"
+#: The same two searches as bare op calls, without a tf.function call around them (on this
+#: VM a call of even a trivial tf.function costs ~0.2 ms, more than ScaNN's search itself).
+SCANN_OPS, BRUTE_OPS = "scann, op calls", "brute force, op calls"
 
 
 def clustered_points(rng: np.random.Generator, centers: np.ndarray, count: int) -> np.ndarray:
@@ -299,7 +302,7 @@ def index_searches(
     def raw(leaves: int):
         def search(queries: tf.Tensor) -> tf.Tensor:
             searcher = scann_ops.searcher_from_module(index.searcher)
-            return searcher.search_batched(queries, K, pre_reorder, leaves).indices
+            return searcher.search_batched_parallel(queries, K, pre_reorder, leaves).indices
 
         return tf.function(search, input_signature=spec)
 
@@ -308,6 +311,11 @@ def index_searches(
         leaves = max(1, round(fraction * num_leaves))
         searches[f"scann {leaves} leaves"] = raw(leaves)
     searches[BRUTE] = tf.function(lambda q: brute.search(q, K)[1], spec)
+    searcher = scann_ops.searcher_from_module(index.searcher)  # One handle, made once.
+    searches[SCANN_OPS] = lambda q: searcher.search_batched_parallel(q, K, pre_reorder).indices
+    searches[BRUTE_OPS] = lambda q: (
+        tf.math.top_k(tf.matmul(q, brute.embeddings, transpose_b=True), K).indices
+    )
     return searches
 
 
@@ -407,8 +415,8 @@ def report_catalog(r: dict) -> None:
           f"server {r['server_peak_rss_mib']:,.0f} MiB, benchmark process "
           f"{r['bench_peak_rss_mib']:,.0f} MiB\n  index search in-process, k={K}, x: QPS / "
           "brute force's at the same batch")  # fmt: skip
-    brute = r["indexes"][BRUTE]
     for name, x in r["indexes"].items():
+        brute = r["indexes"][BRUTE_OPS if name.endswith("op calls") else BRUTE]
         ratios = {b: x[f"qps_batch{b}"] / brute[f"qps_batch{b}"] for b in (1, 64)}
         cells = [f"batch {b}: {x[f'qps_batch{b}']:8.0f} QPS {v:6.1f}x" for b, v in ratios.items()]
         print(f"  {name:<20} recall@10 {x['recall@10']:.4f}  " + "  ".join(cells))
@@ -418,15 +426,16 @@ def targets(results: list[dict]) -> list[dict]:
     """Each target with its measured value, at the 1M catalog (else at the largest one)."""
     r = max(results, key=lambda x: (x["items"] == TARGET_ITEMS, x["items"]))
     p99 = {o["rate"]: o["p99_ms"] for o in r["open_loop"]}.get(TARGET_RATE, math.nan)
-    approx, brute = r["indexes"][SCANN_DEFAULT], r["indexes"][BRUTE]
+    approx, brute = r["indexes"][SCANN_OPS], r["indexes"][BRUTE_OPS]
+    paced = r["overhead_paced_p50"]
     rows = [(f"p99 at {TARGET_RATE}/s <= {TARGET_P99_MS:g} ms", p99, p99 <= TARGET_P99_MS),
-            (f"server/in-process p50 <= {TARGET_OVERHEAD}x", r["overhead_p50"],
-             r["overhead_p50"] <= TARGET_OVERHEAD),
+            (f"server/in-process p50 <= {TARGET_OVERHEAD}x (both at the lowest rate)", paced,
+             paced <= TARGET_OVERHEAD),
             (f"ScaNN recall@10 >= {TARGET_RECALL}", approx["recall@10"],
              approx["recall@10"] >= TARGET_RECALL)]  # fmt: skip
     for b in (1, 64):
         ratio = approx[f"qps_batch{b}"] / brute[f"qps_batch{b}"]
-        rows.append((f"ScaNN QPS >= {TARGET_SPEEDUP:g}x brute force, batch {b}", ratio,
+        rows.append((f"ScaNN QPS >= {TARGET_SPEEDUP:g}x brute force, op calls, batch {b}", ratio,
                      ratio >= TARGET_SPEEDUP and approx["recall@10"] >= TARGET_RECALL))  # fmt: skip
     return [{"items": r["items"], "target": t, "value": v, "pass": bool(ok)} for t, v, ok in rows]
 

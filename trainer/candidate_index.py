@@ -88,7 +88,8 @@ class CandidateIndex(tf.Module):
         # Re-score at least 4k candidates exactly: more neighbours than re-scored candidates
         # would come back truncated.
         pre_reorder = tf.maximum(tf.constant(self.num_reordering_candidates, tf.int32), 4 * k)
-        result = searcher.search_batched(
+        # Batches are split across threads (TFRS's default, `parallelize_batch_searches`).
+        result = searcher.search_batched_parallel(
             queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre_reorder
         )
         # A search that finds fewer than k items (too few partitions searched) returns only as
