@@ -96,7 +96,7 @@ def build_and_save(catalog: dict, version_dir: str) -> dict:
     started = time.perf_counter()
     ids, users = catalog["ids"], list(catalog["histories"])
     params = ExportConfig().resolved(len(ids))
-    index = CandidateIndex(catalog["embeddings"], SCANN,
+    index = CandidateIndex(catalog["embeddings"], SCANN, item_ids=ids, titles=catalog["titles"],
                            **{n: v for n, v in params.items() if n != "k"})  # fmt: skip
     index_s = time.perf_counter() - started
     tables = UserTables(catalog["histories"], HISTORY_LENGTH, keep_seen=True)
@@ -105,8 +105,8 @@ def build_and_save(catalog: dict, version_dir: str) -> dict:
     query = tower(tables.query_features(tf.constant(users[:2])))  # Builds the layers.
     ranker = DcnRanker()
     ranker(query, query)
-    module = RecommenderServing(tower, tables, index, ids, catalog["titles"], ranker, MAX_K,
-                                NUM_CANDIDATES, exclude_seen=True)  # fmt: skip
+    module = RecommenderServing(tower, tables, index, ranker, MAX_K, NUM_CANDIDATES,
+                                exclude_seen=True)  # fmt: skip
     build_s = time.perf_counter() - started
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
     signatures = {F.SERVING_SIGNATURE: module.serve}

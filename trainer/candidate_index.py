@@ -30,9 +30,11 @@ class CandidateIndex(tf.Module):
         the best candidates) or `BRUTE_FORCE` (exact; core TensorFlow ops only).
       num_leaves, num_leaves_to_search, num_reordering_candidates, dimensions_per_block:
         ScaNN settings (see `trainer.export.ExportConfig`); ignored by brute force.
+      item_ids, titles: `[n]` catalog ids and titles of the rows (default: row numbers, "").
 
     Attributes:
       embeddings: `[n, d]` float32 variable.
+      item_ids, titles: `[n]` string variables.
       size: n.
     """
 
@@ -44,6 +46,9 @@ class CandidateIndex(tf.Module):
         num_leaves_to_search: int = 1,
         num_reordering_candidates: int = 100,
         dimensions_per_block: int = 2,
+        *,
+        item_ids: np.ndarray | None = None,
+        titles: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         embeddings = np.asarray(embeddings, np.float32)
@@ -56,6 +61,15 @@ class CandidateIndex(tf.Module):
         self.kind = kind
         self.size = len(embeddings)
         self.embeddings = tf.Variable(embeddings, trainable=False, name="item_embeddings")
+        n = len(embeddings)
+        ids = np.arange(n).astype(str) if item_ids is None else np.asarray(item_ids, dtype=str)
+        names = np.full(n, "") if titles is None else np.asarray(titles, dtype=str)
+        if len(ids) != n or len(names) != n:
+            raise ValueError(
+                f"{len(ids)} item ids and {len(names)} titles for {n} embeddings; give one per row"
+            )
+        self.item_ids = tf.Variable(ids, trainable=False, name="item_ids")
+        self.titles = tf.Variable(names, trainable=False, name="titles")
         self.num_reordering_candidates = num_reordering_candidates
         self.searcher = None
         if kind == SCANN:
@@ -68,6 +82,15 @@ class CandidateIndex(tf.Module):
             builder = builder.score_ah(dimensions_per_block=dimensions_per_block)
             builder = builder.reorder(num_reordering_candidates)
             self.searcher = builder.build().serialize_to_module()
+
+    def describe(self, rows: tf.Tensor, keep: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Item ids and titles of `rows` (int32, any shape); "" where `keep` (bool, same
+        shape) is False, e.g. for `MISSING` rows."""
+        rows = tf.maximum(rows, 0)
+        return (
+            tf.where(keep, tf.gather(self.item_ids, rows), ""),
+            tf.where(keep, tf.gather(self.titles, rows), ""),
+        )
 
     def search(self, queries: tf.Tensor, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Top-`k` rows per query.

@@ -172,18 +172,17 @@ def _index_recall(
 def _modules(
     model: RecommenderModel,
     items: dict[str, list[str]],
-    history_length: int,
+    users: UserTables,
     index: CandidateIndex,
     embeddings: np.ndarray,
     config: ExportConfig,
 ) -> dict[str, tuple[tf.Module, object]]:
-    """(module, its serving function) of each model in `config.models`."""
+    """(module, its serving function) of each model in `config.models`; `users` are the
+    tables built from `items` without seen items."""
     catalog = model.catalog
-    users = UserTables(items, history_length)
     built: dict[str, tuple[tf.Module, object]] = {}
     if F.MODEL_RETRIEVAL in config.models:
-        module = RetrievalServing(model.query_model, users, index, catalog.ids,
-                                  catalog.titles, config.k)  # fmt: skip
+        module = RetrievalServing(model.query_model, users, index, config.k)
         built[F.MODEL_RETRIEVAL] = (module, module.serve)
     if F.MODEL_RANKING in config.models:
         unknown = model.embed_items(np.array([UNKNOWN_ITEM], dtype=object))[0]
@@ -191,11 +190,11 @@ def _modules(
                                 embeddings, unknown, model.ranker)  # fmt: skip
         built[F.MODEL_RANKING] = (module, module.serve)
     if F.MODEL_RECOMMENDER in config.models:
-        seen_users = UserTables(items, history_length, keep_seen=config.exclude_seen)
+        if config.exclude_seen:
+            users = UserTables(items, users.history_length, keep_seen=True)
         module = RecommenderServing(
-            model.query_model, seen_users, index, catalog.ids, catalog.titles, model.ranker,
-            max_k=config.k, num_candidates=config.num_candidates,
-            exclude_seen=config.exclude_seen,
+            model.query_model, users, index, model.ranker, max_k=config.k,
+            num_candidates=config.num_candidates, exclude_seen=config.exclude_seen,
         )  # fmt: skip
         built[F.MODEL_RECOMMENDER] = (module, module.serve)
     return built
@@ -221,20 +220,19 @@ def export_models(run_dir: str, base_path: str, config: ExportConfig) -> dict[st
     item_ids = model.catalog.ids
     params = config.resolved(len(item_ids))
     embeddings = model.embed_items(item_ids)
+    catalog = {"item_ids": item_ids, "titles": model.catalog.titles}
     if config.index == INDEX_SCANN:
         log.info("indexing %d catalog items with ScaNN %s", len(item_ids), params)
-        index = CandidateIndex(embeddings, INDEX_SCANN, **{n: v for n, v in params.items()
-                                                           if n != "k"})  # fmt: skip
+        index = CandidateIndex(embeddings, INDEX_SCANN, **catalog,
+                               **{n: v for n, v in params.items() if n != "k"})  # fmt: skip
     else:
         log.info("indexing %d catalog items for brute-force search", len(item_ids))
         params = {"k": params["k"]}
-        index = CandidateIndex(embeddings, INDEX_BRUTE_FORCE)
-    history_length = train_config.query.history_length
+        index = CandidateIndex(embeddings, INDEX_BRUTE_FORCE, **catalog)
     items = user_items(F.DataLayout(data_dir))
+    tables = UserTables(items, train_config.query.history_length)
     users = model.query_model.vocabulary
-    sample = UserTables(items, history_length).query_features(
-        tf.constant(users[: config.recall_sample_queries])
-    )
+    sample = tables.query_features(tf.constant(users[: config.recall_sample_queries]))
     recall = _index_recall(index, model.query_model(sample).numpy(), embeddings, params["k"])
     log.info("index recall@%d vs exact search on %d users: %.4f", params["k"],
              len(sample[F.USER_ID]), recall)  # fmt: skip
@@ -261,7 +259,7 @@ def export_models(run_dir: str, base_path: str, config: ExportConfig) -> dict[st
         "exclude_seen": config.exclude_seen,
         "exported_at": int(time.time()),
     }
-    modules = _modules(model, items, history_length, index, embeddings, config)
+    modules = _modules(model, items, tables, index, embeddings, config)
     staged = {}
     for name, (module, serve) in modules.items():
         staged[name] = _stage(base_path, name, version, module, serve)

@@ -22,7 +22,6 @@ InvalidArgument errors naming the input, which TensorFlow Serving returns as INV
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -42,8 +41,8 @@ class RecommenderServing(tf.Module):
     Args:
       query_model: Query features -> `[batch, d]`.
       users: Per-user tables (history; seen items when `exclude_seen`).
-      index: Candidate index over the catalog (its embeddings feed ranking and MMR).
-      item_ids, titles: `[n]` catalog ids and titles, row-aligned with the index.
+      index: Candidate index over the catalog (its embeddings feed ranking and MMR; it has
+        the ids and titles).
       ranker: The ranking head, or None (dot-product scores).
       max_k: Largest `k` a request may ask for.
       num_candidates: Items retrieved for ranking (at least `k`; more when excluding).
@@ -55,8 +54,6 @@ class RecommenderServing(tf.Module):
         query_model: tf_keras.layers.Layer,
         users: UserTables,
         index: CandidateIndex,
-        item_ids: np.ndarray,
-        titles: np.ndarray,
         ranker: tf_keras.layers.Layer | None,
         max_k: int,
         num_candidates: int,
@@ -67,10 +64,7 @@ class RecommenderServing(tf.Module):
             raise ValueError(f"max_k={max_k} must be in 1..{index.size} (the catalog size)")
         self.query_model, self.users, self.index, self.ranker = query_model, users, index, ranker
         self.max_k, self.num_candidates, self.exclude_seen = max_k, num_candidates, exclude_seen
-        self.rows = row_table(item_ids, default=NO_ROW)
-        self.item_ids = tf.Variable(np.asarray(item_ids, dtype=str), trainable=False,
-                                    name="item_ids")  # fmt: skip
-        self.titles = tf.Variable(np.asarray(titles, dtype=str), trainable=False, name="titles")
+        self.rows = row_table(index.item_ids.numpy().astype(str), default=NO_ROW)
 
     def _check(
         self, user_id: tf.Tensor, k: tf.Tensor, mmr_lambda: tf.Tensor, exclude_item_ids: tf.Tensor
@@ -135,9 +129,9 @@ class RecommenderServing(tf.Module):
         positions, selected = mmr_select(relevance, candidates, valid, width, mmr_lambda)
         # Each user gets their own k.
         selected = tf.logical_and(selected, tf.range(width)[None, :] < k[:, None])
-        chosen = tf.gather(rows, positions, batch_dims=1)
+        item_ids, titles = self.index.describe(tf.gather(rows, positions, batch_dims=1), selected)
         return {
-            F.OUTPUT_ITEM_IDS: tf.where(selected, tf.gather(self.item_ids, chosen), ""),
-            F.OUTPUT_TITLES: tf.where(selected, tf.gather(self.titles, chosen), ""),
+            F.OUTPUT_ITEM_IDS: item_ids,
+            F.OUTPUT_TITLES: titles,
             F.OUTPUT_SCORES: tf.where(selected, tf.gather(relevance, positions, batch_dims=1), 0.0),
         }

@@ -10,7 +10,6 @@ The query tower's other inputs (recent items, hour, weekday) are filled in the g
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -25,8 +24,7 @@ class RetrievalServing(tf.Module):
     Args:
       query_model: Query features -> `[batch, d]`.
       users: Per-user tables filling in the query features.
-      index: Candidate index over the catalog.
-      item_ids, titles: `[n]` catalog ids and titles, row-aligned with the index.
+      index: Candidate index over the catalog (with its ids and titles).
       k: Items returned per user (at most the catalog size).
     """
 
@@ -35,17 +33,12 @@ class RetrievalServing(tf.Module):
         query_model: tf_keras.layers.Layer,
         users: UserTables,
         index: CandidateIndex,
-        item_ids: np.ndarray,
-        titles: np.ndarray,
         k: int,
     ) -> None:
         super().__init__()
         if not 1 <= k <= index.size:
             raise ValueError(f"k={k} must be in 1..{index.size} (the catalog size)")
         self.query_model, self.users, self.index, self.k = query_model, users, index, k
-        self.item_ids = tf.Variable(np.asarray(item_ids, dtype=str), trainable=False,
-                                    name="item_ids")  # fmt: skip
-        self.titles = tf.Variable(np.asarray(titles, dtype=str), trainable=False, name="titles")
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=F.INPUT_USER_ID)])
     def serve(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -53,9 +46,9 @@ class RetrievalServing(tf.Module):
         query = self.query_model(self.users.query_features(user_id))
         scores, rows = self.index.search(query, tf.constant(self.k))
         found = rows != MISSING
-        rows = tf.maximum(rows, 0)
+        item_ids, titles = self.index.describe(rows, found)
         return {
-            F.OUTPUT_ITEM_IDS: tf.where(found, tf.gather(self.item_ids, rows), ""),
-            F.OUTPUT_TITLES: tf.where(found, tf.gather(self.titles, rows), ""),
+            F.OUTPUT_ITEM_IDS: item_ids,
+            F.OUTPUT_TITLES: titles,
             F.OUTPUT_SCORES: tf.where(found, scores, 0.0),
         }
