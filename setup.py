@@ -23,5 +23,12 @@ setup(
         include=["recstack*", "beam_jobs*", "trainer*", "serving*", "pipeline*"]
     ),
     install_requires=runtime_requirements(),
+    # `recstack pipeline submit` (Vertex AI Pipelines); compiling needs neither.
+    extras_require={
+        "vertex": [
+            "google-cloud-aiplatform==1.165.1",
+            "google-cloud-pipeline-components==2.22.0",
+        ]
+    },
     entry_points={"console_scripts": ["recstack=recstack.cli:main"]},
 )

@@ -1,10 +1,12 @@
 """`make demo`: every stage end to end on generated data, then live gRPC queries.
 
-generate -> ingest (Beam) -> train (TFRS) -> export (retrieval, ranking and recommender
-SavedModels sharing a ScaNN index) -> serve (a separate server process speaking the TF Serving
-API) -> ask the recommender for three users over gRPC, and once more with MMR diversity ->
-print the recommendations, the eval recall of the model next to the popularity baseline, and
-where the TensorBoard logs are -> stop the server with SIGTERM.
+generate -> the pipeline, run locally with kfp (ExampleGen: the Beam ingest; StatisticsGen;
+SchemaGen; ExampleValidator; Trainer: TFRS training and the export of the retrieval, ranking
+and recommender SavedModels sharing a ScaNN index; Evaluator; Pusher) -> serve the pushed
+models (a separate server process speaking the TF Serving API) -> ask the recommender for
+three users over gRPC, once more with MMR diversity, and once over REST -> print the
+recommendations, the eval metrics of the model next to the popularity baseline, and how to
+open TensorBoard over the run -> stop the server with SIGTERM.
 """
 
 from __future__ import annotations
@@ -108,37 +110,52 @@ class DemoReport:
 
     Attributes:
       metrics: `{"model": {name: value}, "popularity": {name: value}}` on the eval split
-        (`trainer.evaluation.metric_names`), plus `"ranking"` with a ranking task.
+        (the Evaluator's, `trainer.evaluation.metric_names`).
       stats: The ingest job's stats.json.
-      seconds: Wall-clock seconds per stage, in order (generate, ingest, train, export, serve).
+      seconds: Wall-clock seconds per stage, in order (generate, pipeline, serve).
+      run: The pipeline run (`pipeline.local_runner.RunResult`).
     """
 
-    metrics: dict[str, dict[int, float]]
+    metrics: dict[str, dict[str, float]]
     stats: dict
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    run: object = None
 
     @contextlib.contextmanager
     def stage(self, step: int, name: str, text: str):
         """Prints the stage banner and records the stage's wall-clock time under `name`."""
-        print(f"\n=== [{step}/6] {text}", flush=True)
+        print(f"\n=== [{step}/4] {text}", flush=True)
         started = time.perf_counter()
         yield
         self.seconds[name] = time.perf_counter() - started
 
 
+def run_pipeline(config: str, workdir: str, raw: dict[str, str]):
+    """Runs the pipeline of `config` locally with its inputs and outputs under `workdir`;
+    returns the `RunResult`."""
+    from pipeline.config import load_pipeline_settings
+    from pipeline.local_runner import run_local
+    from pipeline.report import format_run
+
+    settings = load_pipeline_settings(config, [
+        f"pipeline.root={os.path.join(workdir, 'pipeline')}",
+        f"pipeline.interactions={raw['interactions']}",
+        f"pipeline.items={raw['items']}",
+        f"pipeline.users={raw['users']}",
+        f"pipeline.serving_model_dir={os.path.join(workdir, 'models')}",
+    ])  # fmt: skip
+    result = run_local(settings)
+    print(format_run(result))
+    return result
+
+
 def run_demo(workdir: str, config: str | None = None) -> DemoReport:
     """Runs the whole stack once under `workdir` (emptied first) and prints what it did."""
-    from beam_jobs.config import IngestConfig
-    from beam_jobs.ingest import run_ingest
-    from beam_jobs.summary import format_summary
     from recstack import synthetic
     from serving.client import ServingClient
-    from trainer.config import TrainConfig
-    from trainer.export import ExportConfig, export_models
-    from trainer.train import train
 
     config = config or DEFAULT_CONFIG
-    raw, data, run, models = (os.path.join(workdir, d) for d in ("raw", "data", "run", "models"))
+    raw, models = os.path.join(workdir, "raw"), os.path.join(workdir, "models")
     if os.path.isdir(workdir):  # The demo's own scratch space: start from nothing every time.
         shutil.rmtree(workdir)
     report = DemoReport(metrics={}, stats={})
@@ -148,20 +165,17 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
             load_section(config, "generate", synthetic.SyntheticConfig), progress=True
         )
         paths = synthetic.write(generated, raw)
-    with report.stage(2, "ingest", "ingest with Apache Beam (DirectRunner)"):
-        report.stats = run_ingest(
-            load_section(config, "ingest", IngestConfig), paths["interactions"], paths["items"],
-            data, users=paths["users"],
-        )  # fmt: skip
-        print(format_summary(report.stats))
-    with report.stage(3, "train", "train the TFRS two-tower retrieval model"):
-        report.metrics = train(load_section(config, "train", TrainConfig), data, run).metrics
-    with report.stage(4, "export", "export retrieval, ranking and recommender SavedModels"):
-        exported = export_models(run, models, load_section(config, "export", ExportConfig))
-        for path in exported.values():
-            print(path)
+    with report.stage(2, "pipeline", "the pipeline (kfp, local runner): ExampleGen (Beam) -> "
+                      "StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer (TFRS, ScaNN "
+                      "export) -> Evaluator -> Pusher"):  # fmt: skip
+        report.run = run = run_pipeline(config, workdir, paths)
+        examples = run.manifest["stages"]["ExampleGen"]["artifacts"]["examples"]
+        report.stats = json.load(open(F.DataLayout(examples).stats, encoding="utf-8"))
+        evaluation = run.evaluation
+        report.metrics = {"model": evaluation["candidate"], "popularity": evaluation["popularity"]}
     server_log = os.path.join(workdir, "server.log")
-    with report.stage(5, "serve", "serve over gRPC (TensorFlow Serving API), ask the recommender"):
+    with report.stage(3, "serve", "serve the pushed models over gRPC (TensorFlow Serving API), "
+                      "ask the recommender"):  # fmt: skip
         port, rest_port = free_port(), free_port()
         while rest_port == port:
             rest_port = free_port()
@@ -170,21 +184,20 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
             with ServingClient(f"127.0.0.1:{port}", timeout_s=30.0) as client:
                 client.wait_until_ready(timeout_s=120.0)
                 categories_of = {i[F.ITEM_ID]: i[F.CATEGORIES] for i in generated.items}
-                users = _pick_users(F.DataLayout(data).user_vocab)
+                users = _pick_users(F.DataLayout(examples).user_vocab)
                 answers = _print_recommendations(client, users, raw, categories_of)
             _ask_rest(rest_port, users[0], answers[0])
         finally:
             code = stop_server(server)
         print(f"\nserver stopped (exit code {code}); its log: {server_log}")
 
-    print("\n=== [6/6] metrics on the eval split (full catalog, training items excluded)")
+    print("\n=== [4/4] metrics on the eval split (full catalog, training items excluded)")
     for name, model in report.metrics["model"].items():
         baseline = report.metrics["popularity"][name]
         print(f"  {name:<10} model {model:.4f}   popularity baseline {baseline:.4f}   "
               f"lift x{model / baseline if baseline else float('inf'):.2f}")  # fmt: skip
-    for name, value in report.metrics.get("ranking", {}).items():
-        print(f"  ranking {name:<10} {value:.4f}")
-    print(f"\nTensorBoard logs: tensorboard --logdir {os.path.join(run, 'tensorboard')}")
+    print(f"\nTensorBoard (ingest statistics, training, evaluation, blessing): "
+          f"recstack tensorboard --run-dir {run.run_dir}")  # fmt: skip
     timings = ", ".join(f"{name} {sec:.0f} s" for name, sec in report.seconds.items())
     print(f"demo finished in {sum(report.seconds.values()):.0f} s ({timings})")
     return report

@@ -9,6 +9,10 @@
     recstack export --run-dir DIR --model-base-path DIR
     recstack serve --model-base-path DIR --port 8500   (or --model_config_file FILE)
     recstack query --target HOST:PORT --user-id U [--user-id V] --k 10 [--mmr-lambda 0.3]
+    recstack pipeline run --config tfx_config/local.yaml     all stages as one kfp pipeline
+    recstack pipeline compile --config tfx_config/vertex.yaml --output pipeline.yaml
+    recstack pipeline submit --config tfx_config/vertex.yaml  (pip install 'recstack[vertex]')
+    recstack tensorboard --run-dir PIPELINE_ROOT/runs/RUN_ID
     recstack demo --workdir DIR               all of the above, end to end
 
 Stage modules are imported inside each command, so `recstack --help` starts instantly and
@@ -23,7 +27,10 @@ import logging
 import sys
 
 from recstack import features as F
-from recstack.config import load_section
+from recstack.config import DEFAULT_CONFIG, load_section
+
+#: `recstack pipeline` without --config runs the demo's configuration, which has every section.
+DEFAULT_PIPELINE_CONFIG = DEFAULT_CONFIG
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -94,7 +101,7 @@ def _train(args: argparse.Namespace) -> None:
 
     config = load_section(args.config, "train", TrainConfig, args.set, epochs=args.epochs)
     paths = RunPaths(args.run_dir, args.checkpoint_dir or "", args.tensorboard_dir or "")
-    result = train(config, args.data, paths, verbose=1)
+    result = train(config, args.data, paths, verbose=1, warm_start_from=args.warm_start or "")
     print(json.dumps(result.metrics, indent=2))
     print(f"checkpoint: {result.checkpoint}")
     print(f"TensorBoard: tensorboard --logdir {args.run_dir}/tensorboard")
@@ -148,6 +155,39 @@ def _query(args: argparse.Namespace) -> None:
         print(f"user {user}:")
         for rank, rec in enumerate(recommendations, start=1):
             print(f"  {rank:3d}. {rec.item_id:<12} {rec.score:8.4f}  {rec.title}")
+
+
+def _pipeline(args: argparse.Namespace) -> None:
+    from pipeline.config import load_pipeline_settings
+
+    settings = load_pipeline_settings(args.config or DEFAULT_PIPELINE_CONFIG, args.set)
+    if args.action == "run":
+        from pipeline.local_runner import PipelineFailedError, run_local
+        from pipeline.report import format_run
+
+        try:
+            result = run_local(settings)
+        except PipelineFailedError as e:
+            sys.exit(f"error: {e}")
+        print(format_run(result))
+        return
+    from pipeline import vertex
+    from pipeline.definition import VERTEX, create_pipeline
+    from pipeline.lineage import code_version
+
+    output = args.output or f"{settings.pipeline.name}.yaml"
+    if args.action == "compile" or not args.compiled:
+        vertex.compile_pipeline(create_pipeline(settings, code_version(), VERTEX), output)
+        print(f"compiled {output}")
+    if args.action == "submit":
+        print(vertex.submit(args.compiled or output, settings.section("vertex"), {},
+                            wait=args.wait))  # fmt: skip
+
+
+def _tensorboard(args: argparse.Namespace) -> None:
+    from pipeline.tensorboard_app import serve_forever
+
+    serve_forever(args.run_dir, args.port, args.host)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -210,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "--set ranking.weight=0.5 --set hardware.strategy=mirrored")  # fmt: skip
     p.add_argument("--checkpoint-dir", help="checkpoints and backups (default: the run dir)")
     p.add_argument("--tensorboard-dir", help="TensorBoard logs (default: RUN_DIR/tensorboard)")
+    p.add_argument("--warm-start", metavar="RUN_DIR",
+                   help="start from this finished run's latest checkpoint (same config), its "
+                   "user and item vocabularies grown to --data's: continuous training")  # fmt: skip
     p.set_defaults(run=_train)
 
     p = sub.add_parser(
@@ -275,6 +318,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=3,
                    help="retries after UNAVAILABLE, within the deadline")  # fmt: skip
     p.set_defaults(run=_query)
+
+    p = sub.add_parser(
+        "pipeline", help="all stages as one pipeline: run locally, or compile/submit to Vertex AI"
+    )
+    p.add_argument("action", choices=("run", "compile", "submit"))
+    p.add_argument("--config", default=argparse.SUPPRESS,
+                   help="e.g. tfx_config/local.yaml or tfx_config/vertex.yaml")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (repeatable), e.g. --set train.epochs=5 "
+                   "--set pipeline.interactions=gs://bucket/logs/*.jsonl")  # fmt: skip
+    p.add_argument("--output", help="compile/submit: the pipeline spec to write "
+                   "(default: <pipeline name>.yaml)")  # fmt: skip
+    p.add_argument("--compiled", help="submit: an already compiled spec (else compile first)")
+    p.add_argument("--wait", action="store_true", help="submit: block until the run ends")
+    p.set_defaults(run=_pipeline)
+
+    p = sub.add_parser("tensorboard", help="TensorBoard over a pipeline run (or training run)")
+    p.add_argument("--run-dir", required=True,
+                   help="a pipeline run (<root>/runs/<run id>) or a log directory")  # fmt: skip
+    p.add_argument("--port", type=int, default=6006)
+    p.add_argument("--host", default="localhost")
+    p.set_defaults(run=_tensorboard)
 
     p = sub.add_parser("demo", help="generate -> ingest -> train -> export -> serve -> query")
     p.add_argument("--workdir", default="demo_out")

@@ -67,10 +67,14 @@ def to_dict(config: Any) -> dict[str, Any]:
     `from_dict(type(config), to_dict(config))` rebuilds it."""
 
     def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and hasattr(value, "as_dict"):
+            return plain(value.as_dict())  # The inverse of its own `from_dict`.
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, tuple | list):
             return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
         return value
 
     return plain(config)

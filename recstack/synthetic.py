@@ -355,6 +355,52 @@ def generate(config: SyntheticConfig, progress: bool = False) -> SyntheticData:
     )
 
 
+def _valid_event(line: str) -> tuple[int, str, str] | None:
+    """(epoch seconds, user id, item id) of a generated log line; None for a malformed one."""
+    try:
+        row = json.loads(line)
+        value = row[F.TIMESTAMP]
+        if isinstance(value, str):
+            when = datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+            value = when.replace(tzinfo=datetime.UTC).timestamp()
+        user, item = row[F.USER_ID], row[F.ITEM_ID]
+        if not (isinstance(user, str) and isinstance(item, str) and user and item):
+            return None
+        return int(value), user, item
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def before(data: SyntheticData, timestamp: int) -> SyntheticData:
+    """The logs as they stood at `timestamp`: the log lines up to the first valid event at or
+    after it (malformed lines in between stay, the log being in time order), the users with an
+    event by then, and the catalog without the items first interacted with later (they are
+    released later). Cold items stay. Feeding `before(data, t)` and then `data` to the pipeline
+    is continuous training: new days bring new users and new items."""
+    lines = []
+    for line in data.interaction_lines:
+        event = _valid_event(line)
+        if event is not None and event[0] >= timestamp:
+            break
+        lines.append(line)
+    first_seen: dict[str, int] = {}
+    active: set[str] = set()
+    for event in filter(None, map(_valid_event, data.interaction_lines)):
+        when, user, item = event
+        first_seen[item] = min(first_seen.get(item, when), when)
+        if when < timestamp:
+            active.add(user)
+    items = [i for i in data.items if first_seen.get(i[F.ITEM_ID], -1) < timestamp]
+    users = [u for u in data.users if u[F.USER_ID] in active]
+    return dataclasses.replace(data, interaction_lines=lines, items=items, users=users)
+
+
+def time_range(data: SyntheticData) -> tuple[int, int]:
+    """(first, last) epoch seconds of the valid log lines."""
+    times = [event[0] for event in filter(None, map(_valid_event, data.interaction_lines))]
+    return min(times), max(times)
+
+
 def write(data: SyntheticData, output_dir: str) -> dict[str, str]:
     """Writes the log, the catalog, the users table and the truth under `output_dir`; returns
     their paths keyed "interactions", "items", "users", "truth"."""

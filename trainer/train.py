@@ -1,7 +1,11 @@
 """Trains the recommender from an ingested data directory into a run directory.
 
 Run directory layout (what `recstack export` and TensorBoard read):
-  run_config.json      the TrainConfig and the data directory it was trained on
+  run_config.json      the TrainConfig, the data directory it was trained on and the run it
+                       was warm-started from (`warm_start_from`, "" for none)
+  vocab/tables.json    the ids of every id embedding's rows, for warm-starting a later run
+                       (`trainer.warm_start`) without this run's data directory
+  warm_start.json      what warm starting carried over (`WarmStartReport`), when warm-started
   checkpoints/         tf.train checkpoints, one per epoch (the latest is exported)
   backup/              BackupAndRestore state while fit runs (resumes an interrupted run)
   tensorboard/         train/ (Keras epoch scalars; step scalars: losses, learning rate,
@@ -31,11 +35,13 @@ from trainer.catalog import read_catalog
 from trainer.config import TrainConfig
 from trainer.distribute import is_chief, make_strategy, writer_dir
 from trainer.model import RecommenderModel
+from trainer.warm_start import save_id_tables, warm_start
 
 log = logging.getLogger(__name__)
 
 RUN_CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.json"
+WARM_START_FILE = "warm_start.json"
 CHECKPOINT_DIR = "checkpoints"
 BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tensorboard"
@@ -139,11 +145,16 @@ def train(
     run_dir: str | RunPaths,
     verbose: int = 2,
     extra_callbacks: Sequence[tf_keras.callbacks.Callback] = (),
+    warm_start_from: str = "",
 ) -> TrainResult:
     """Trains, evaluates after every epoch, checkpoints, and writes TensorBoard logs.
 
     A run interrupted mid-way (even by SIGKILL) resumes from its last backup (every
     `checkpoint_steps` steps, else every epoch) when called again with the same paths.
+
+    With `warm_start_from`, a fresh run starts from that run's latest checkpoint, its user and
+    item vocabularies grown to this data's (`trainer.warm_start`; continuous training); a
+    resumed run continues from its own backup instead.
 
     Args:
       config: Hyperparameters.
@@ -151,6 +162,11 @@ def train(
       run_dir: Run directory, or `RunPaths` placing checkpoints and logs elsewhere.
       verbose: Keras fit verbosity (1 = progress bar, 2 = one line per epoch).
       extra_callbacks: More Keras callbacks, run after the built-in ones.
+      warm_start_from: Run directory of a finished run with the same config to initialise
+        from ("": random initialisation).
+
+    Raises:
+      ValueError: `warm_start_from` was trained with another embedding_dim or architecture.
     """
     paths = run_dir if isinstance(run_dir, RunPaths) else RunPaths(run_dir)
     tf_keras.utils.set_random_seed(config.seed)
@@ -161,7 +177,7 @@ def train(
         files.ensure_dir(paths.run_dir)
         files.write_json(
             os.path.join(paths.run_dir, RUN_CONFIG_FILE),
-            {"data_dir": data_dir, "train": config.to_dict()},
+            {"data_dir": data_dir, "train": config.to_dict(), "warm_start_from": warm_start_from},
         )
     train_rows = files.read_json(layout.stats)[F.STAT_TRAIN_ROWS]
     train_data = _dataset(layout.train_pattern, config, shuffle=True, rows=train_rows)
@@ -171,6 +187,10 @@ def train(
         # Builds the variables, in the scope so they are distributed, before BackupAndRestore
         # restores them.
         model(next(iter(train_data)))
+        if warm_start_from:
+            _warm_start(model, warm_start_from, paths, chief)
+    if chief:
+        save_id_tables(model, paths.run_dir)
     evaluator = callbacks.RetrievalEvaluation(
         evaluation.build_eval_set(layout, config.query.history_length, model.catalog.ids),
         config.eval_ks,
@@ -216,6 +236,19 @@ def train(
     checkpoint = tf.train.latest_checkpoint(paths.checkpoints)
     log.info("trained %s; checkpoint %s", paths.run_dir, checkpoint)
     return TrainResult(run_dir=paths.run_dir, metrics=metrics, checkpoint=checkpoint)
+
+
+def _warm_start(model: RecommenderModel, base_run_dir: str, paths: RunPaths, chief: bool) -> None:
+    """Warm-starts a fresh run and writes `warm_start.json`; a run with BackupAndRestore state
+    is resuming its own progress, which fit restores over any initialisation."""
+    # BackupAndRestore keeps its checkpoint in a subdirectory (`chief/`) until fit ends.
+    backups = [os.path.join(paths.backup, *parts, "*.index") for parts in ((), ("*",))]
+    if any(tf.io.gfile.glob(pattern) for pattern in backups):
+        log.info("resuming %s from its backup, not warm-starting it", paths.run_dir)
+        return
+    report = warm_start(model, base_run_dir)
+    if chief:
+        files.write_json(os.path.join(paths.run_dir, WARM_START_FILE), report.to_dict())
 
 
 def _tensorboard_callbacks(

@@ -1,0 +1,91 @@
+"""Lineage: fingerprints of the input data and of the code, and the run manifest.
+
+The input fingerprint follows TFX ExampleGen's: the matched files with their sizes and
+modification times, hashed, so new or rewritten logs give a new fingerprint (and re-run the
+stages that read them) while untouched logs are not read at all. The code version hashes the
+source of the project's packages, so a code change re-runs the steps it could affect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+#: Packages whose source makes up the code version.
+PACKAGES = ("recstack", "beam_jobs", "trainer", "serving", "pipeline")
+MANIFEST_FILE = "manifest.json"
+
+
+def list_inputs(patterns: Sequence[str]) -> list[dict[str, Any]]:
+    """The files matched by `patterns` ("" entries skipped), sorted, each as
+    `{"path", "bytes", "mtime_ns"}`.
+
+    Raises:
+      FileNotFoundError: a pattern matches no file.
+    """
+    files = []
+    for pattern in filter(None, patterns):
+        matched = sorted(tf.io.gfile.glob(pattern))
+        if not matched:
+            raise FileNotFoundError(f"no input file matches {pattern!r}")
+        for path in matched:
+            stat = tf.io.gfile.stat(path)
+            files.append({"path": path, "bytes": stat.length, "mtime_ns": stat.mtime_nsec})
+    return files
+
+
+def fingerprint(files: list[dict[str, Any]]) -> str:
+    """sha256 of a `list_inputs` listing (paths, sizes and modification times)."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def code_version(root: str | None = None) -> str:
+    """sha256 over the relative paths and contents of every `.py` file of `PACKAGES` under
+    `root` (default: the installed source tree)."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for directory, dirs, names in sorted(os.walk(os.path.join(root, package))):
+            dirs.sort()
+            for name in sorted(n for n in names if n.endswith(".py")):
+                path = os.path.join(directory, name)
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()
+
+
+def git_revision(root: str | None = None) -> str:
+    """The checkout's `git describe --always --dirty`, or "" outside a git checkout."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run(
+            ["git", "-C", root, "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+def write_manifest(run_dir: str, manifest: dict[str, Any]) -> str:
+    """Writes `run_dir/manifest.json` (atomically); returns its path."""
+    tf.io.gfile.makedirs(run_dir)
+    path = os.path.join(run_dir, MANIFEST_FILE)
+    staging = path + ".tmp"
+    with tf.io.gfile.GFile(staging, "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(staging, path, overwrite=True)
+    return path
+
+
+def read_manifest(run_dir: str) -> dict[str, Any]:
+    """The manifest of a run directory."""
+    with tf.io.gfile.GFile(os.path.join(run_dir, MANIFEST_FILE)) as f:
+        return json.load(f)

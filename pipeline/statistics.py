@@ -1,0 +1,412 @@
+"""StatisticsGen: per-split, per-feature statistics of an ingested data directory.
+
+A Beam job reads every split's `tf.train.Example` TFRecords (train, eval, test when it has
+files, items, users when present) and computes TFDV-like statistics with combiners that merge
+small accumulators, so no worker holds a whole split: presence and value counts, numeric
+min/max/mean/std (Chan's parallel moments), and for strings the exact number of distinct
+values with the `top_k` most frequent. The result, with ingest's stats.json under "ingest", is
+`<output_dir>/statistics.json`; `write_statistics_summaries` shows it in TensorBoard.
+
+Workers import no TensorFlow (Examples are parsed with `beam_jobs.examples`' protobuf-only
+message class); only the driver-side file and summary helpers do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import math
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+
+from beam_jobs.examples import _example_class
+from beam_jobs.ingest import pipeline_options
+from recstack import features as F
+
+STATISTICS_FILE = "statistics.json"
+KIND_BYTES, KIND_INT, KIND_FLOAT = "bytes", "int", "float"
+#: Splits read when their files exist; train and eval are required.
+SPLITS = ("train", "eval", "test", "items", "users")
+REQUIRED_SPLITS = ("train", "eval")
+#: Worker processes of the local default runner (see `beam_jobs.ingest.pipeline_options`).
+DIRECT_NUM_WORKERS = 2
+
+_ONEOF_KINDS = {"bytes_list": KIND_BYTES, "int64_list": KIND_INT, "float_list": KIND_FLOAT}
+_MESSAGE_CLASS: list[type] = []
+
+
+def parse_example(record: bytes) -> dict[str, tuple[str, list[Any]]]:
+    """Returns `{feature: (kind, values)}` of one serialized `tf.train.Example`.
+
+    Strings are decoded as UTF-8 (invalid bytes become U+FFFD). A feature whose value list has
+    no kind set counts as missing; an empty list of a set kind counts as present, 0 values.
+    """
+    if not _MESSAGE_CLASS:
+        _MESSAGE_CLASS.append(_example_class())
+    example = _MESSAGE_CLASS[0].FromString(record)
+    parsed = {}
+    for name, feature in example.features.feature.items():
+        oneof = feature.WhichOneof("kind")
+        if oneof is not None:
+            values = list(getattr(feature, oneof).value)
+            if oneof == "bytes_list":
+                values = [v.decode("utf-8", "replace") for v in values]
+            parsed[name] = (_ONEOF_KINDS[oneof], values)
+    return parsed
+
+
+@dataclasses.dataclass
+class _FeatureAccumulator:
+    """Mergeable statistics of one feature: kinds, value counts and numeric moments."""
+
+    kinds: dict[str, int] = dataclasses.field(default_factory=dict)
+    num_present: int = 0
+    min_num_values: int | None = None
+    max_num_values: int | None = None
+    total_num_values: int = 0
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    min: float | None = None
+    max: float | None = None
+
+    def add(self, kind: str, values: list[Any]) -> None:
+        n = len(values)
+        numeric = _FeatureAccumulator(kinds={kind: 1}, num_present=1, min_num_values=n,
+                                      max_num_values=n, total_num_values=n)  # fmt: skip
+        if kind != KIND_BYTES and n:
+            mean = sum(values) / n
+            numeric.count, numeric.mean = n, mean
+            numeric.m2 = sum((v - mean) ** 2 for v in values)
+            numeric.min, numeric.max = min(values), max(values)
+        self.merge(numeric)
+
+    def merge(self, other: _FeatureAccumulator) -> None:
+        for kind, count in other.kinds.items():
+            self.kinds[kind] = self.kinds.get(kind, 0) + count
+        self.num_present += other.num_present
+        self.total_num_values += other.total_num_values
+        self.min_num_values = _extreme(min, self.min_num_values, other.min_num_values)
+        self.max_num_values = _extreme(max, self.max_num_values, other.max_num_values)
+        self.min = _extreme(min, self.min, other.min)
+        self.max = _extreme(max, self.max, other.max)
+        total = self.count + other.count
+        if other.count:  # Chan et al.'s pairwise update of mean and sum of squared deviations.
+            delta = other.mean - self.mean
+            self.m2 += other.m2 + delta * delta * self.count * other.count / total
+            self.mean += delta * other.count / total
+            self.count = total
+
+    def to_dict(self, num_examples: int) -> dict[str, Any]:
+        # The majority kind names the feature; ties go to the alphabetically first kind.
+        kind = min(self.kinds, key=lambda k: (-self.kinds[k], k))
+        result = {"kind": kind, "kinds": dict(sorted(self.kinds.items())),
+                  "num_present": self.num_present,
+                  "num_missing": num_examples - self.num_present,
+                  "min_num_values": self.min_num_values, "max_num_values": self.max_num_values,
+                  "avg_num_values": self.total_num_values / self.num_present}  # fmt: skip
+        if self.count:
+            std = math.sqrt(max(self.m2, 0.0) / self.count)
+            result["numeric"] = {"count": self.count, "min": self.min, "max": self.max,
+                                 "mean": self.mean, "std": std}  # fmt: skip
+        return result
+
+
+def _extreme(pick: Any, a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else pick(a, b)
+
+
+class FeatureStatsFn(beam.CombineFn):
+    """Parsed examples -> `(num_examples, {feature: feature stats dict})`."""
+
+    def create_accumulator(self) -> tuple[int, dict[str, _FeatureAccumulator]]:
+        return 0, {}
+
+    def add_input(self, acc: tuple, example: dict[str, tuple[str, list[Any]]]) -> tuple:
+        num_examples, per_feature = acc
+        for name, (kind, values) in example.items():
+            per_feature.setdefault(name, _FeatureAccumulator()).add(kind, values)
+        return num_examples + 1, per_feature
+
+    def merge_accumulators(self, accumulators: Iterable[tuple]) -> tuple:
+        num_examples, merged = 0, {}
+        for count, per_feature in accumulators:
+            num_examples += count
+            for name, acc in per_feature.items():
+                merged.setdefault(name, _FeatureAccumulator()).merge(acc)
+        return num_examples, merged
+
+    def extract_output(self, acc: tuple) -> tuple[int, dict[str, dict[str, Any]]]:
+        num_examples, per_feature = acc
+        return num_examples, {k: v.to_dict(num_examples) for k, v in sorted(per_feature.items())}
+
+
+def _top_key(pair: tuple[str, int]) -> tuple[int, str]:
+    return -pair[1], pair[0]
+
+
+class TopValuesFn(beam.CombineFn):
+    """`(value, count)` pairs of distinct values -> num_unique, total_count and the `top_k`
+    most frequent values (ties by value, ascending). Each value must arrive once, already
+    counted, so trimming to `top_k` while merging is exact."""
+
+    def __init__(self, top_k: int) -> None:
+        super().__init__()
+        self._top_k = top_k
+
+    def create_accumulator(self) -> list:
+        return [0, 0, []]
+
+    def add_input(self, acc: list, pair: tuple[str, int]) -> list:
+        acc[0], acc[1] = acc[0] + 1, acc[1] + pair[1]
+        acc[2].append(pair)
+        if len(acc[2]) > 2 * self._top_k:
+            acc[2] = heapq.nsmallest(self._top_k, acc[2], key=_top_key)
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[list]) -> list:
+        merged = self.create_accumulator()
+        for num_unique, total, top in accumulators:
+            merged[0], merged[1] = merged[0] + num_unique, merged[1] + total
+            merged[2] = heapq.nsmallest(self._top_k, merged[2] + top, key=_top_key)
+        return merged
+
+    def extract_output(self, acc: list) -> dict[str, Any]:
+        top = heapq.nsmallest(self._top_k, acc[2], key=_top_key)
+        return {"num_unique": acc[0], "total_count": acc[1],
+                "top_values": [{"value": v, "count": c} for v, c in top]}  # fmt: skip
+
+
+def _string_values(example: dict[str, tuple[str, list[Any]]]) -> Iterable[tuple[str, str]]:
+    for name, (kind, values) in example.items():
+        if kind == KIND_BYTES:
+            yield from ((name, value) for value in values)
+
+
+def _key_by_feature(feature_value: tuple[str, str], count: int) -> tuple[str, tuple[str, int]]:
+    return feature_value[0], (feature_value[1], count)
+
+
+def _finish_split(
+    summary: tuple[int, dict[str, dict[str, Any]]], split: str, strings: dict[str, dict]
+) -> tuple[str, dict[str, Any]]:
+    num_examples, per_feature = summary
+    empty = {"num_unique": 0, "total_count": 0, "top_values": []}  # Only empty lists seen.
+    features = {
+        name: {**stats, "bytes": strings.get(name, empty)}
+        if KIND_BYTES in stats["kinds"]
+        else stats
+        for name, stats in per_feature.items()
+    }  # Beam inputs are immutable: new dicts, not the summary's.
+    return split, {"num_examples": num_examples, "features": features}
+
+
+class ComputeSplitStatistics(beam.PTransform):
+    """Serialized Examples of one split -> one `(split, {"num_examples", "features"})`."""
+
+    def __init__(self, split: str, top_k: int) -> None:
+        """Args:
+        split: Split name the output is keyed by, e.g. "train".
+        top_k: Most frequent string values kept per feature.
+        """
+        super().__init__()
+        self._split, self._top_k = split, top_k
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        examples = records | "ParseExamples" >> beam.Map(parse_example)
+        summary = examples | "SummarizeFeatures" >> beam.CombineGlobally(FeatureStatsFn())
+        strings = (
+            examples
+            | "ExtractStrings" >> beam.FlatMap(_string_values)
+            | "CountStrings" >> beam.combiners.Count.PerElement()
+            | "KeyByFeature" >> beam.MapTuple(_key_by_feature)
+            | "TopStrings" >> beam.CombinePerKey(TopValuesFn(self._top_k))
+        )
+        return summary | "FinishSplit" >> beam.Map(
+            _finish_split, self._split, beam.pvalue.AsDict(strings)
+        )
+
+
+class ComputeStatistics(beam.PTransform):
+    """Reads each split's TFRecords and returns one element: `{split: split statistics}`."""
+
+    def __init__(self, patterns: dict[str, str], top_k: int) -> None:
+        """Args:
+        patterns: `{split: TFRecord glob}` of the splits to read.
+        top_k: Most frequent string values kept per feature.
+        """
+        super().__init__()
+        self._patterns, self._top_k = patterns, top_k
+
+    def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
+        per_split = [
+            root
+            | f"Read{split.title()}"
+            >> beam.io.ReadFromTFRecord(pattern, compression_type=CompressionTypes.GZIP)
+            | f"Statistics{split.title()}" >> ComputeSplitStatistics(split, self._top_k)
+            for split, pattern in self._patterns.items()
+        ]
+        return (
+            per_split
+            | "FlattenSplits" >> beam.Flatten()
+            | "CollectSplits" >> beam.combiners.ToDict()
+        )
+
+
+def write_json(path: str, payload: dict[str, Any]) -> None:
+    """Writes `payload` as indented JSON, atomically: a temporary sibling renamed over `path`
+    (tf.io.gfile, so `gs://` works; parent directories are created)."""
+    import tensorflow as tf  # Lazy: Beam workers unpickling this module need no TensorFlow.
+
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    temp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with tf.io.gfile.GFile(temp, "w") as f:
+        f.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+def read_json(path: str) -> Any:
+    """Reads a JSON file (local or `gs://`).
+
+    Raises:
+      FileNotFoundError: `path` does not exist.
+    """
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def split_patterns(data_dir: str) -> dict[str, str]:
+    """Returns `{split: TFRecord glob}` of the splits of `data_dir` that have files.
+
+    Raises:
+      FileNotFoundError: train or eval has no files (not an ingested data directory).
+    """
+    import tensorflow as tf
+
+    layout = F.DataLayout(data_dir)
+    patterns = {split: layout.pattern(split) for split in SPLITS}
+    present = {split: p for split, p in patterns.items() if tf.io.gfile.glob(p)}
+    for split in REQUIRED_SPLITS:
+        if split not in present:
+            raise FileNotFoundError(
+                f"no files match {patterns[split]}; pass the output directory of "
+                "`recstack ingest` (ExampleGen) as data_dir"
+            )
+    return present
+
+
+def compute_statistics(
+    data_dir: str, output_dir: str, beam_args: Sequence[str] = (), top_k: int = 1000
+) -> dict[str, Any]:
+    """Runs the statistics job and writes `<output_dir>/statistics.json`.
+
+    Args:
+      data_dir: Ingested data directory (`recstack.features.DataLayout`), local or `gs://`.
+      output_dir: Directory for statistics.json (created if missing).
+      beam_args: Beam options, e.g. `["--runner=DataflowRunner", ...]`; without `--runner` the
+        job runs on the local direct runner (`beam_jobs.ingest.pipeline_options`).
+      top_k: Most frequent string values kept per feature (>= 1).
+
+    Returns:
+      `{"data_dir", "top_k", "splits": {split: {"num_examples", "features": {name: {"kind",
+      "kinds", "num_present", "num_missing", "min/max/avg_num_values", "numeric": {...},
+      "bytes": {...}}}}}, "ingest": stats.json}`.
+
+    Raises:
+      ValueError: `top_k` < 1.
+      FileNotFoundError: train or eval has no files, or stats.json is missing.
+      RuntimeError: the pipeline did not finish.
+    """
+    import tensorflow as tf
+
+    if top_k < 1:
+        raise ValueError(f"top_k={top_k} must be >= 1")
+    patterns = split_patterns(data_dir)
+    ingest_stats = read_json(F.DataLayout(data_dir).stats)
+    tf.io.gfile.makedirs(output_dir)
+    temp = os.path.join(output_dir, f".splits-{uuid.uuid4().hex}.json")
+    pipeline = beam.Pipeline(options=pipeline_options(DIRECT_NUM_WORKERS, list(beam_args)))
+    _ = (
+        pipeline
+        | "ComputeStatistics" >> ComputeStatistics(patterns, top_k)
+        | "ToJson" >> beam.Map(json.dumps, sort_keys=True)
+        | "WriteSplits" >> beam.io.WriteToText(temp, shard_name_template="", num_shards=1)
+    )
+    state = pipeline.run().wait_until_finish()
+    if state != beam.runners.runner.PipelineState.DONE:
+        raise RuntimeError(f"the statistics pipeline ended in state {state}; see the runner's log")
+    splits = read_json(temp)
+    tf.io.gfile.remove(temp)
+    stats = {"data_dir": data_dir, "top_k": top_k, "splits": splits, "ingest": ingest_stats}
+    write_json(os.path.join(output_dir, STATISTICS_FILE), stats)
+    return stats
+
+
+#: stats.json numbers shown as TensorBoard scalars under "ingest/".
+SUMMARY_INGEST_KEYS = (
+    F.STAT_ITEM_GINI, F.STAT_DISTINCT_USERS, F.STAT_DISTINCT_ITEMS, F.STAT_CATALOG_ITEMS,
+    F.STAT_SPARSITY, F.STAT_COLD_ITEM_SHARE, F.STAT_ROWS_IN, F.STAT_DEAD_LETTERS,
+)  # fmt: skip
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def feature_table(split_stats: dict[str, Any], max_top_values: int = 5) -> str:
+    """Returns a markdown table of one split's features (kind, presence, value counts, numeric
+    range, distinct strings and the `max_top_values` most frequent)."""
+    lines = [
+        "| feature | kind | present | values | min | max | mean | std | unique | top values |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    num_examples = max(split_stats["num_examples"], 1)
+    for name, s in split_stats["features"].items():
+        numeric, strings = s.get("numeric", {}), s.get("bytes", {})
+        kinds = "/".join(s["kinds"]) if len(s["kinds"]) > 1 else s["kind"]
+        top = ", ".join(f"{t['value'][:24]} ({t['count']})" for t in
+                        strings.get("top_values", [])[:max_top_values])  # fmt: skip
+        cells = [name, kinds, f"{s['num_present'] / num_examples:.1%}",
+                 f"{s['min_num_values']}-{s['max_num_values']}",
+                 *(_number(numeric.get(k)) for k in ("min", "max", "mean", "std")),
+                 str(strings.get("num_unique", "")), top.replace("|", "\\|")]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_statistics_summaries(stats: dict[str, Any], logdir: str) -> None:
+    """Writes the statistics as TensorBoard summaries at step 0 under `logdir`.
+
+    Scalars `statistics/num_examples/<split>`, `ingest/dead_letter_share` (dead letters /
+    rows read) and `ingest/<key>` for the `SUMMARY_INGEST_KEYS` in stats.json; one markdown
+    text table per split, `statistics/features/<split>` (the Text tab).
+
+    Args:
+      stats: The dict `compute_statistics` returns (or statistics.json).
+      logdir: TensorBoard log directory (local or `gs://`).
+    """
+    import tensorflow as tf
+
+    ingest = stats.get("ingest", {})
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default():
+        for split, split_stats in stats["splits"].items():
+            tf.summary.scalar(f"statistics/num_examples/{split}", split_stats["num_examples"], 0)
+            tf.summary.text(f"statistics/features/{split}", feature_table(split_stats), 0)
+        if ingest.get(F.STAT_ROWS_IN):
+            share = ingest.get(F.STAT_DEAD_LETTERS, 0) / ingest[F.STAT_ROWS_IN]
+            tf.summary.scalar("ingest/dead_letter_share", share, 0)
+        for key in SUMMARY_INGEST_KEYS:
+            if isinstance(ingest.get(key), int | float):
+                tf.summary.scalar(f"ingest/{key}", ingest[key], 0)
+    writer.close()
