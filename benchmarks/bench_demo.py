@@ -46,6 +46,11 @@ def main() -> None:
     for stage in stages:
         print(f"  {stage:<10} {median[stage]:7.1f} s")
     print(f"  {'total':<10} {total:7.1f} s   = {total / BUDGET_SECONDS:.2f} of the 600 s budget")
+    steps = list(reports[0].run.manifest["step_seconds"])
+    print("  pipeline steps (kfp tasks, each a subprocess):")
+    for step in steps:
+        seconds = statistics.median(r.run.manifest["step_seconds"].get(step, 0.0) for r in reports)
+        print(f"    {step:<30} {seconds:6.1f} s")
     print(f"  rows ingested: {reports[-1].stats['rows_in']}")
     for name, model in metrics["model"].items():
         popularity = metrics["popularity"][name]

@@ -78,6 +78,7 @@ def schema_gen(
     statistics: Input[Artifact],
     stored_schema: str,
     schema_json: str,
+    curated: bool,
     code_version: str,
     schema: Output[Artifact],
 ):
@@ -86,7 +87,7 @@ def schema_gen(
     from pipeline.stages import run_schema_gen
 
     schema.metadata["inferred"] = run_schema_gen(
-        statistics.path, stored_schema, schema_json, schema.path
+        statistics.path, stored_schema, schema_json, schema.path, curated
     )
 
 

@@ -14,9 +14,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 from recstack import config as config_lib
+
+#: kfp's pipeline name rule (kfp.dsl.utils).
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
+#: Sections of a config file read by other commands (`recstack generate`, `serve`).
+OTHER_SECTIONS = ("generate", "serve")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +61,10 @@ class PipelineConfig:
     schema_file: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name.replace("-", "").isalnum() or self.name != self.name.lower():
+        if not _NAME.fullmatch(self.name):
             raise ValueError(
-                f"pipeline.name={self.name!r}: use lower-case letters, digits and '-' "
-                "(kfp and Vertex AI name rules)"
+                f"pipeline.name={self.name!r}: use 1-128 lower-case ASCII letters, digits and "
+                "'-', starting with a letter or digit (kfp and Vertex AI name rules)"
             )
 
     def check_inputs(self) -> None:
@@ -121,8 +127,15 @@ class EvaluatorConfig:
                     f"evaluator: unknown metric {name!r}; with ks={list(self.ks)} the metrics "
                     f"are {sorted(names)}"
                 )
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"evaluator.ks={list(self.ks)}: use positive cut-offs, e.g. [10, 50]")
         if not 0.0 <= self.max_relative_drop < 1.0:
             raise ValueError(f"evaluator.max_relative_drop={self.max_relative_drop}: use [0, 1)")
+        if self.min_lift_over_popularity < 0:
+            raise ValueError(
+                f"evaluator.min_lift_over_popularity={self.min_lift_over_popularity}: use 0 "
+                "(no popularity check) or a positive multiple"
+            )
 
 
 #: Stage sections of a pipeline YAML file and the dataclass each is loaded into (by import
@@ -192,6 +205,12 @@ def load_pipeline_settings(
       ValueError: an unknown section key, or a value a stage's config rejects.
     """
     values = config_lib.merge(config_lib.read_yaml(path), config_lib.parse_assignments(assignments))
+    unknown = sorted(set(values) - {"pipeline", *STAGE_SECTIONS, *OTHER_SECTIONS})
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown section(s) {unknown}; the sections are "
+            f"{sorted({'pipeline', *STAGE_SECTIONS, *OTHER_SECTIONS})}"
+        )
     pipeline = config_lib.from_dict(PipelineConfig, dict(values.get("pipeline") or {}), "pipeline")
     if absolute:
         pipeline = dataclasses.replace(

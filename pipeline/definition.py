@@ -126,7 +126,8 @@ def create_pipeline(
         )  # fmt: skip
         schema = ops["schema_gen"](
             statistics=statistics.outputs["statistics"], stored_schema=config.stored_schema,
-            schema_json=settings.section_json("schema"), code_version=code_version,
+            schema_json=settings.section_json("schema"), curated=bool(config.schema_file),
+            code_version=code_version,
         )  # fmt: skip
         validator = ops["example_validator"](
             statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"],

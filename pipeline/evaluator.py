@@ -19,16 +19,12 @@ import logging
 import os
 from collections.abc import Sequence
 
+from pipeline.artifacts import RUN_SUBDIR, SERVING_SUBDIR  # noqa: F401  (re-exported)
 from pipeline.config import EvaluatorConfig
 from recstack import features as F
 from trainer import evaluation
 
 log = logging.getLogger(__name__)
-
-#: Subdirectory of a Trainer artifact holding the exported SavedModels (`<model>/<version>`).
-SERVING_SUBDIR = "serving"
-#: Subdirectory of a Trainer artifact holding the training run (checkpoints, TensorBoard).
-RUN_SUBDIR = "run"
 
 
 def evaluate_run(

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-import tensorflow as tf
+from pipeline import fs
 
 #: Packages whose source makes up the code version.
 PACKAGES = ("recstack", "beam_jobs", "trainer", "serving", "pipeline")
@@ -31,12 +31,12 @@ def list_inputs(patterns: Sequence[str]) -> list[dict[str, Any]]:
     """
     files = []
     for pattern in filter(None, patterns):
-        matched = sorted(tf.io.gfile.glob(pattern))
+        matched = fs.glob(pattern)
         if not matched:
             raise FileNotFoundError(f"no input file matches {pattern!r}")
         for path in matched:
-            stat = tf.io.gfile.stat(path)
-            files.append({"path": path, "bytes": stat.length, "mtime_ns": stat.mtime_nsec})
+            size, mtime_ns = fs.stat(path)  # (gfile rounds local mtimes to whole seconds)
+            files.append({"path": path, "bytes": size, "mtime_ns": mtime_ns})
     return files
 
 
@@ -55,9 +55,12 @@ def code_version(root: str | None = None) -> str:
             dirs.sort()
             for name in sorted(n for n in names if n.endswith(".py")):
                 path = os.path.join(directory, name)
-                digest.update(os.path.relpath(path, root).encode())
                 with open(path, "rb") as f:
-                    digest.update(f.read())
+                    content = f.read()
+                # Length-prefixed, so no two trees hash the same bytes.
+                name = os.path.relpath(path, root).encode()
+                digest.update(b"%d:%s%d:" % (len(name), name, len(content)))
+                digest.update(content)
     return digest.hexdigest()
 
 
@@ -76,16 +79,11 @@ def git_revision(root: str | None = None) -> str:
 
 def write_manifest(run_dir: str, manifest: dict[str, Any]) -> str:
     """Writes `run_dir/manifest.json` (atomically); returns its path."""
-    tf.io.gfile.makedirs(run_dir)
     path = os.path.join(run_dir, MANIFEST_FILE)
-    staging = path + ".tmp"
-    with tf.io.gfile.GFile(staging, "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-    tf.io.gfile.rename(staging, path, overwrite=True)
+    fs.write_json(path, manifest)
     return path
 
 
 def read_manifest(run_dir: str) -> dict[str, Any]:
     """The manifest of a run directory."""
-    with tf.io.gfile.GFile(os.path.join(run_dir, MANIFEST_FILE)) as f:
-        return json.load(f)
+    return fs.read_json(os.path.join(run_dir, MANIFEST_FILE))

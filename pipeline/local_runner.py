@@ -20,12 +20,44 @@ import warnings
 from typing import Any
 
 from pipeline import lineage
+from pipeline.artifacts import (
+    ANOMALIES_FILE,
+    EVALUATION_FILE,
+    PUSHED_FILE,
+    RUN_SUBDIR,
+    TENSORBOARD_SUBDIR,
+)
 from pipeline.config import PipelineSettings
 from pipeline.definition import LOCAL, OUTPUT_STAGES, STAGE_TASKS, create_pipeline, static_key
-from pipeline.evaluator import RUN_SUBDIR
-from pipeline.stages import ANOMALIES_FILE, EVALUATION_FILE, PUSHED_FILE, TENSORBOARD_SUBDIR
 
 log = logging.getLogger(__name__)
+
+
+_TASK_NAME = re.compile(r"[Tt]ask '?([a-z0-9-]+)'?")
+
+
+class _TaskTimer(logging.Handler):
+    """Wall-clock seconds of each kfp task, read from kfp.local's log records ("Executing
+    task 'x'", "Task 'x' finished with status ...", "Task x cache hit")."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self.cache_hits: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())
+        name = _TASK_NAME.search(text)
+        if name is None:
+            return
+        task = name.group(1)
+        if text.startswith("Executing task"):
+            self.started[task] = record.created
+        elif "finished with status" in text and task in self.started:
+            self.seconds[task] = record.created - self.started[task]
+        elif "cache hit" in text:
+            self.cache_hits.add(task)
 
 
 class PipelineFailedError(RuntimeError):
@@ -93,11 +125,21 @@ def run_local(settings: PipelineSettings, run_id: str = "") -> RunResult:
     )
     started = time.time()
     outputs, failure = {}, None
+    timer, root = _TaskTimer(), logging.getLogger()
+    level = root.level
+    root.addHandler(timer)
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
     try:
         outputs = {name: a.uri for name, a in pipeline_func().outputs.items()}
     except RuntimeError as e:
         failure = e
+    finally:
+        root.removeHandler(timer)
+        root.setLevel(level)
     manifest = _manifest(settings, run_id, run_dir, code, inputs, outputs, started, failure)
+    for info in manifest["stages"].values():
+        info["seconds"] = round(timer.seconds.get(info["task"], 0.0), 2)
+    manifest["step_seconds"] = {task: round(s, 2) for task, s in timer.seconds.items()}
     lineage.write_manifest(run_dir, manifest)
     if failure is not None:
         raise PipelineFailedError(_failure_message(manifest, failure)) from failure
@@ -175,6 +217,7 @@ def _manifest(
         "pushed": pushed,
         "serving_model_dir": config.serving_model_dir,
         "tensorboard": {k: v for k, v in tensorboard.items() if v and os.path.isdir(v)},
+        "manifest": os.path.join(run_dir, lineage.MANIFEST_FILE),
     }
 
 
@@ -182,7 +225,7 @@ def _failure_message(manifest: dict[str, Any], failure: Exception) -> str:
     validator = manifest["stages"]["ExampleValidator"]
     anomalies_dir = validator["artifacts"].get("anomalies")
     anomalies = _read(os.path.join(anomalies_dir, ANOMALIES_FILE)) if anomalies_dir else None
-    where = f"run {manifest['run_id']} failed; manifest: {manifest['run_id']}/manifest.json"
+    where = f"run {manifest['run_id']} failed; manifest: {manifest.get('manifest', '-')}"
     if anomalies and anomalies["summary"]["severe"]:
         from pipeline.validation import Anomaly, format_anomalies
 

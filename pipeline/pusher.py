@@ -9,34 +9,19 @@ more than the highest version any of them has.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from typing import Any
 
-import tensorflow as tf
-
-from pipeline.evaluator import SERVING_SUBDIR
+from pipeline import fs
+from pipeline.artifacts import SERVING_SUBDIR
 from recstack import features as F
-from trainer.export import next_version
 
 log = logging.getLogger(__name__)
 
 #: Lineage record written into every pushed version directory.
 LINEAGE_FILE = "recstack_lineage.json"
-
-
-def copy_tree(source: str, target: str) -> None:
-    """Copies directory `source` to `target` (local paths or gs://)."""
-    for directory, _, names in tf.io.gfile.walk(source):
-        relative = os.path.relpath(directory, source)
-        destination = os.path.normpath(os.path.join(target, relative))
-        tf.io.gfile.makedirs(destination)
-        for name in names:
-            tf.io.gfile.copy(
-                os.path.join(directory, name), os.path.join(destination, name), overwrite=True
-            )
 
 
 def exported_versions(model_uri: str) -> dict[str, str]:
@@ -48,9 +33,9 @@ def exported_versions(model_uri: str) -> dict[str, str]:
     found = {}
     for name in F.SERVED_MODELS:
         base = os.path.join(model_uri, SERVING_SUBDIR, name)
-        if not tf.io.gfile.isdir(base):
+        if not fs.isdir(base):
             continue
-        versions = [int(v.strip("/")) for v in tf.io.gfile.listdir(base) if v.strip("/").isdigit()]
+        versions = [int(v) for v in fs.listdir(base) if v.isdigit()]
         if versions:
             found[name] = os.path.join(base, str(max(versions)))
     if not found:
@@ -71,26 +56,23 @@ def push(model_uri: str, serving_model_dir: str, lineage: dict[str, Any]) -> dic
       `{"version": N, "models": {name: pushed version dir}}`.
     """
     sources = exported_versions(model_uri)
-    version = max(next_version(os.path.join(serving_model_dir, n)) for n in sources)
+    version = max(fs.next_version(os.path.join(serving_model_dir, n)) for n in sources)
     staged = {}
     for name, source in sources.items():
         staging = os.path.join(
             serving_model_dir, name, f".tmp-push-{version}-{os.getpid()}-{int(time.time())}"
         )
-        copy_tree(source, staging)
+        fs.copy_tree(source, staging)
         metadata_path = os.path.join(staging, F.EXPORT_METADATA_FILE)
-        if tf.io.gfile.exists(metadata_path):
-            with tf.io.gfile.GFile(metadata_path) as f:
-                metadata = json.load(f)
-            metadata.update(version=version, pushed_from=source)
-            with tf.io.gfile.GFile(metadata_path, "w") as f:
-                json.dump(metadata, f, indent=2, sort_keys=True)
-        with tf.io.gfile.GFile(os.path.join(staging, LINEAGE_FILE), "w") as f:
-            json.dump({**lineage, "version": version, "model": name}, f, indent=2, sort_keys=True)
+        if fs.exists(metadata_path):
+            metadata = fs.read_json(metadata_path)
+            fs.write_json(metadata_path, {**metadata, "version": version, "pushed_from": source})
+        fs.write_json(os.path.join(staging, LINEAGE_FILE),
+                      {**lineage, "version": version, "model": name})  # fmt: skip
         staged[name] = staging
     pushed = {}
     for name, staging in staged.items():
         pushed[name] = os.path.join(serving_model_dir, name, str(version))
-        tf.io.gfile.rename(staging, pushed[name])
+        fs.rename(staging, pushed[name])
         log.info("pushed %s", pushed[name])
     return {"version": version, "models": pushed}

@@ -11,7 +11,7 @@ def _stage_line(stage: str, info: dict) -> str:
     if info.get("cached"):
         fate = "cached (inputs, config and code unchanged)"
     elif info.get("ran"):
-        fate = "ran"
+        fate = f"ran ({info['seconds']:.0f} s)" if info.get("seconds") else "ran"
     else:
         fate = "skipped"
     return f"  {stage:<17} {fate}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pipeline.statistics import read_json, write_json
+from pipeline.fs import read_json, write_json
 from recstack import features as F
 
 SCHEMA_VERSION = 1

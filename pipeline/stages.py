@@ -14,38 +14,28 @@ import logging
 import os
 from typing import Any
 
-import tensorflow as tf
-
-from pipeline import lineage, state
-from pipeline.evaluator import RUN_SUBDIR, SERVING_SUBDIR
+from pipeline import fs, lineage, state
+from pipeline.artifacts import (
+    ANOMALIES_FILE,
+    BLESSED_FILE,
+    EVALUATION_FILE,
+    NOT_BLESSED_FILE,
+    PUSHED_FILE,
+    RUN_SUBDIR,
+    SCHEMA_FILE,
+    SERVING_SUBDIR,
+    STATISTICS_FILE,
+    TENSORBOARD_SUBDIR,
+)
 from recstack import config as config_lib
 
 log = logging.getLogger(__name__)
-
-STATISTICS_FILE = "statistics.json"
-SCHEMA_FILE = "schema.json"
-ANOMALIES_FILE = "anomalies.json"
-EVALUATION_FILE = "evaluation.json"
-BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
-PUSHED_FILE = "pushed.json"
-TENSORBOARD_SUBDIR = "tensorboard"
 
 
 def _config(cls_path: str, section_json: str) -> Any:
     from pipeline.config import _class
 
     return config_lib.from_dict(_class(cls_path), json.loads(section_json))
-
-
-def _write_json(path: str, payload: Any) -> None:
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-
-
-def _read_json(path: str) -> Any:
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
 
 
 def beam_path(path: str) -> str:
@@ -98,15 +88,26 @@ def run_statistics_gen(examples: str, beam_args_json: str, output: str) -> dict:
     return stats
 
 
-def run_schema_gen(statistics: str, stored_schema: str, schema_json: str, output: str) -> bool:
+def run_schema_gen(
+    statistics: str, stored_schema: str, schema_json: str, output: str, curated: bool = False
+) -> bool:
     """SchemaGen: the stored schema when there is one, else the schema inferred from the
-    statistics, which is then stored. Returns whether it was inferred."""
+    statistics, which is then stored. Returns whether it was inferred.
+
+    Raises:
+      FileNotFoundError: `curated` (the user named a schema file) and it does not exist.
+    """
     from pipeline.schema import format_schema, infer_schema, read_schema, write_schema
 
-    inferred = not tf.io.gfile.exists(stored_schema)
+    inferred = not fs.exists(stored_schema)
+    if inferred and curated:
+        raise FileNotFoundError(
+            f"pipeline.schema_file={stored_schema} does not exist; fix the path, or set "
+            "schema_file: '' to infer the schema on the first run and store it in the state"
+        )
     if inferred:
         config = _config("pipeline.schema.SchemaConfig", schema_json)
-        schema = infer_schema(_read_json(os.path.join(statistics, STATISTICS_FILE)), config)
+        schema = infer_schema(fs.read_json(os.path.join(statistics, STATISTICS_FILE)), config)
         write_schema(schema, stored_schema)
         log.info("inferred the schema and stored it at %s", stored_schema)
     else:
@@ -142,12 +143,12 @@ def run_example_validator(
 
     config = _config("pipeline.validation.ValidationConfig", validation_json)
     baseline = (
-        _read_json(os.path.join(baseline_statistics, STATISTICS_FILE))
+        fs.read_json(os.path.join(baseline_statistics, STATISTICS_FILE))
         if baseline_statistics
         else None
     )
     anomalies = validate(
-        _read_json(os.path.join(statistics, STATISTICS_FILE)),
+        fs.read_json(os.path.join(statistics, STATISTICS_FILE)),
         read_schema(os.path.join(schema, SCHEMA_FILE)),
         config,
         baseline_statistics=baseline,
@@ -194,11 +195,11 @@ def run_evaluator(
 
     config = _config("pipeline.config.EvaluatorConfig", evaluator_json)
     result = evaluate_models(examples, model, baseline_model, config)
-    _write_json(os.path.join(evaluation_output, EVALUATION_FILE), result)
+    fs.write_json(os.path.join(evaluation_output, EVALUATION_FILE), result)
     write_evaluation_summaries(result, os.path.join(evaluation_output, TENSORBOARD_SUBDIR))
     marker = BLESSED_FILE if result["blessed"] else NOT_BLESSED_FILE
-    _write_json(os.path.join(blessing_output, EVALUATION_FILE), result)
-    with tf.io.gfile.GFile(os.path.join(blessing_output, marker), "w") as f:
+    fs.write_json(os.path.join(blessing_output, EVALUATION_FILE), result)
+    with fs.open_file(os.path.join(blessing_output, marker), "w") as f:
         f.write("")
     print("\n".join([f"{'BLESSED' if result['blessed'] else 'NOT BLESSED'}:", *result["reasons"]]))
     return bool(result["blessed"])
@@ -223,7 +224,7 @@ def run_pusher(
     """
     from pipeline.pusher import push
 
-    if not tf.io.gfile.exists(os.path.join(blessing, BLESSED_FILE)):
+    if not fs.exists(os.path.join(blessing, BLESSED_FILE)):
         raise ValueError(f"{model} is not blessed ({blessing}); refusing to push it")
     previous = state.pushed_version(state_dir, model)
     record = json.loads(lineage_json)
@@ -233,7 +234,7 @@ def run_pusher(
         result = {"version": previous, "models": {}, "already_pushed": True}
         log.info("%s is already serving as version %d; nothing to push", model, previous)
     else:
-        evaluation = _read_json(os.path.join(blessing, EVALUATION_FILE))
+        evaluation = fs.read_json(os.path.join(blessing, EVALUATION_FILE))
         result = push(model, serving_model_dir,
                       {**json.loads(lineage_json), "inputs_key": record["inputs_key"],
                        "model_uri": model, "examples_uri": examples,
@@ -242,6 +243,9 @@ def run_pusher(
                                         "statistics_uri": statistics,
                                         "version": result["version"]})  # fmt: skip
         result["already_pushed"] = False
-    _write_json(os.path.join(output, PUSHED_FILE), result)
-    print(f"pushed version {result['version']} to {serving_model_dir}")
+    fs.write_json(os.path.join(output, PUSHED_FILE), result)
+    if result["already_pushed"]:
+        print(f"already serving as version {result['version']} in {serving_model_dir}")
+    else:
+        print(f"pushed version {result['version']} to {serving_model_dir}")
     return result

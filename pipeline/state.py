@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import time
 from typing import Any
 
-import tensorflow as tf
+from pipeline import fs
 
 STATE_FILE = "blessed_models.json"
 
@@ -49,20 +48,15 @@ def inputs_key(static_key: str, data_fingerprint: str) -> str:
 def read_records(state_dir: str) -> list[dict[str, Any]]:
     """The pushed models, oldest first ([] before the first push)."""
     path = os.path.join(state_dir, STATE_FILE)
-    if not tf.io.gfile.exists(path):
+    if not fs.exists(path):
         return []
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)["models"]
+    return fs.read_json(path)["models"]
 
 
 def append_record(state_dir: str, record: dict[str, Any]) -> None:
     """Adds a pushed model (atomically rewriting the state file)."""
     records = [*read_records(state_dir), {**record, "pushed_at": time.time()}]
-    tf.io.gfile.makedirs(state_dir)
-    path = os.path.join(state_dir, STATE_FILE)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-        json.dump({"models": records}, f, indent=2, sort_keys=True)
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    fs.write_json(os.path.join(state_dir, STATE_FILE), {"models": records})
 
 
 def resolve(state_dir: str, key: str, warm_start: bool) -> Resolved:

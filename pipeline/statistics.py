@@ -27,6 +27,7 @@ from apache_beam.io.filesystem import CompressionTypes
 
 from beam_jobs.examples import _example_class
 from beam_jobs.ingest import pipeline_options
+from pipeline.fs import read_json, write_json  # noqa: F401  (read_json re-exported)
 from recstack import features as F
 
 STATISTICS_FILE = "statistics.json"
@@ -257,32 +258,6 @@ class ComputeStatistics(beam.PTransform):
             | "FlattenSplits" >> beam.Flatten()
             | "CollectSplits" >> beam.combiners.ToDict()
         )
-
-
-def write_json(path: str, payload: dict[str, Any]) -> None:
-    """Writes `payload` as indented JSON, atomically: a temporary sibling renamed over `path`
-    (tf.io.gfile, so `gs://` works; parent directories are created)."""
-    import tensorflow as tf  # Lazy: Beam workers unpickling this module need no TensorFlow.
-
-    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-    temp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with tf.io.gfile.GFile(temp, "w") as f:
-        f.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(temp, path, overwrite=True)
-
-
-def read_json(path: str) -> Any:
-    """Reads a JSON file (local or `gs://`).
-
-    Raises:
-      FileNotFoundError: `path` does not exist.
-    """
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path} does not exist")
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
 
 
 def split_patterns(data_dir: str) -> dict[str, str]:

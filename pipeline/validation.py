@@ -15,8 +15,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline import fs
+from pipeline.fs import write_json
 from pipeline.schema import format_number
-from pipeline.statistics import write_json
 from recstack import features as F
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -335,11 +336,9 @@ def _check_drift(found: _Findings, current: dict[str, Any], baseline: dict[str, 
 
 
 def _read_vocabulary(path: str) -> dict[str, int]:
-    import tensorflow as tf  # Lazy: only the new-id check reads files.
-
-    if not tf.io.gfile.exists(path):
+    if not fs.exists(path):
         raise FileNotFoundError(f"{path} does not exist; pass ingested data directories")
-    with tf.io.gfile.GFile(path) as f:
+    with fs.open_file(path) as f:
         return dict(F.parse_vocabulary_line(line)[:2] for line in f if line.strip())
 
 
