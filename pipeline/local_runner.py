@@ -36,21 +36,24 @@ log = logging.getLogger(__name__)
 _TASK_NAME = re.compile(r"[Tt]ask '?([a-z0-9-]+)'?")
 
 
-class _TaskTimer(logging.Handler):
+class _TaskTimer(logging.Filter):
     """Wall-clock seconds of each kfp task, read from kfp.local's log records ("Executing
-    task 'x'", "Task 'x' finished with status ...", "Task x cache hit")."""
+    task 'x'", "Task 'x' finished with status ...", "Task x cache hit") on the root logger.
+
+    A filter, not a handler: kfp.local replaces the root logger's handlers while it runs.
+    """
 
     def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
+        super().__init__()
         self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
         self.cache_hits: set[str] = set()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(record.msg))
         name = _TASK_NAME.search(text)
         if name is None:
-            return
+            return True
         task = name.group(1)
         if text.startswith("Executing task"):
             self.started[task] = record.created
@@ -58,6 +61,7 @@ class _TaskTimer(logging.Handler):
             self.seconds[task] = record.created - self.started[task]
         elif "cache hit" in text:
             self.cache_hits.add(task)
+        return True
 
 
 class PipelineFailedError(RuntimeError):
@@ -126,16 +130,13 @@ def run_local(settings: PipelineSettings, run_id: str = "") -> RunResult:
     started = time.time()
     outputs, failure = {}, None
     timer, root = _TaskTimer(), logging.getLogger()
-    level = root.level
-    root.addHandler(timer)
-    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    root.addFilter(timer)
     try:
         outputs = {name: a.uri for name, a in pipeline_func().outputs.items()}
     except RuntimeError as e:
         failure = e
     finally:
-        root.removeHandler(timer)
-        root.setLevel(level)
+        root.removeFilter(timer)
     manifest = _manifest(settings, run_id, run_dir, code, inputs, outputs, started, failure)
     for info in manifest["stages"].values():
         info["seconds"] = round(timer.seconds.get(info["task"], 0.0), 2)
