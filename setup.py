@@ -20,7 +20,7 @@ setup(
     description="A production recommender stack on TensorFlow Recommenders",
     python_requires=">=3.11,<3.12",
     packages=find_packages(
-        include=["recstack*", "beam_jobs*", "trainer*", "serving*", "pipeline*"]
+        include=["recstack*", "beam_jobs*", "trainer*", "serving*", "pipeline*", "evaluation*"]
     ),
     install_requires=runtime_requirements(),
     # `recstack pipeline submit` (Vertex AI Pipelines); compiling needs neither.

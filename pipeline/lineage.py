@@ -18,7 +18,7 @@ from typing import Any
 from pipeline import fs
 
 #: Packages whose source makes up the code version.
-PACKAGES = ("recstack", "beam_jobs", "trainer", "serving", "pipeline")
+PACKAGES = ("recstack", "beam_jobs", "trainer", "serving", "pipeline", "evaluation")
 MANIFEST_FILE = "manifest.json"
 
 

@@ -84,6 +84,9 @@ class ExportConfig:
         search on the sample users is below this.
       index: `scann` (approximate, needs the ScaNN ops) or `brute_force` (exact dot products
         over every item; core TensorFlow ops only).
+      history_splits: Ingested splits whose events fill the served history and seen-item
+        tables. Serving wants them all; to evaluate a served model on a split without leaking
+        it, leave that split out (`recstack evaluate` checks).
     """
 
     models: tuple[str, ...] = F.SERVED_MODELS
@@ -97,6 +100,7 @@ class ExportConfig:
     recall_sample_queries: int = 200
     min_recall: float = 0.95
     index: str = INDEX_SCANN
+    history_splits: tuple[str, ...] = ("train", "eval", "test")
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.dimensions_per_block < 1 or self.num_candidates < 1:
@@ -229,7 +233,7 @@ def export_models(run_dir: str, base_path: str, config: ExportConfig) -> dict[st
         log.info("indexing %d catalog items for brute-force search", len(item_ids))
         params = {"k": params["k"]}
         index = CandidateIndex(embeddings, INDEX_BRUTE_FORCE, **catalog)
-    items = user_items(F.DataLayout(data_dir))
+    items = user_items(F.DataLayout(data_dir), tuple(config.history_splits))
     tables = UserTables(items, train_config.query.history_length)
     users = model.query_model.vocabulary
     sample = tables.query_features(tf.constant(users[: config.recall_sample_queries]))
@@ -257,6 +261,7 @@ def export_models(run_dir: str, base_path: str, config: ExportConfig) -> dict[st
         "max_k": config.k,
         "num_candidates": config.num_candidates,
         "exclude_seen": config.exclude_seen,
+        "history_splits": list(config.history_splits),
         "exported_at": int(time.time()),
     }
     modules = _modules(model, items, tables, index, embeddings, config)

@@ -34,11 +34,22 @@ def _split(joined: tf.Tensor) -> tf.RaggedTensor:
     return tf.ragged.boolean_mask(parts, tf.not_equal(parts, ""))
 
 
-def user_items(layout: F.DataLayout) -> dict[str, list[str]]:
-    """Each user's interacted items over all ingested splits, oldest first (ties by item id);
-    an item appears once per interaction."""
+#: The ingested splits, in time order.
+SPLITS = (F.TRAIN_PREFIX, F.EVAL_PREFIX, F.TEST_PREFIX)
+
+
+def user_items(layout: F.DataLayout, splits: tuple[str, ...] = SPLITS) -> dict[str, list[str]]:
+    """Each user's interacted items over the ingested `splits` (default: all), oldest first
+    (ties by item id); an item appears once per interaction.
+
+    Raises:
+      ValueError: an unknown split name.
+    """
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; the splits are {list(SPLITS)}")
     events: dict[str, list[tuple[int, str]]] = {}
-    for pattern in (layout.train_pattern, layout.eval_pattern, layout.test_pattern):
+    for pattern in (layout.pattern(split) for split in splits):
         if not tf.io.gfile.glob(pattern):
             continue
         columns = data.read_columns(pattern, (F.USER_ID, F.ITEM_ID, F.TIMESTAMP))
