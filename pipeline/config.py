@@ -22,7 +22,7 @@ from recstack import config as config_lib
 #: kfp's pipeline name rule (kfp.dsl.utils).
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 #: Sections of a config file read by other commands (`recstack generate`, `serve`).
-OTHER_SECTIONS = ("generate", "serve")
+OTHER_SECTIONS = ("generate", "serve", "evaluate")
 
 
 @dataclasses.dataclass(frozen=True)

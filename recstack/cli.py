@@ -190,6 +190,12 @@ def _tensorboard(args: argparse.Namespace) -> None:
     serve_forever(args.run_dir, args.port, args.host)
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from evaluation.cli import evaluate_command
+
+    evaluate_command(args)
+
+
 def _demo(args: argparse.Namespace) -> None:
     from pipeline.demo import run_demo
 
@@ -333,6 +339,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compiled", help="submit: an already compiled spec (else compile first)")
     p.add_argument("--wait", action="store_true", help="submit: block until the run ends")
     p.set_defaults(run=_pipeline)
+
+    p = sub.add_parser(
+        "evaluate", help="accuracy and beyond-accuracy of a model against baselines, one report"
+    )
+    p.add_argument("--data", required=True, help="ingested data directory (its eval split)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model-dir", help="exported recommender (version dir or model dir)")
+    source.add_argument("--target", help="host:port of a server with the recommender model")
+    p.add_argument("--run-dir", help="training run: evaluated exactly, or the embeddings of "
+                   "--model-dir/--target for the MMR sweep and diversity")  # fmt: skip
+    p.add_argument("--output", default="evaluation_report",
+                   help="report directory: report.json, report.html, tensorboard/")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the evaluate: section, e.g. --set ks=[10,100] "
+                   "--set baselines=[popularity,itemknn]")  # fmt: skip
+    p.set_defaults(run=_evaluate)
 
     p = sub.add_parser("tensorboard", help="TensorBoard over a pipeline run (or training run)")
     p.add_argument("--run-dir", required=True,
