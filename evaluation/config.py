@@ -29,6 +29,14 @@ class EvaluateConfig:
         none "new".
       head_share: Most popular items making up this share of interactions are the "head".
       tail_share: Least popular items making up this share of interactions are the "tail".
+      rerank_variants: Re-ranked versions of the model's lists reported as extra systems
+        ("model+<name>"; a training run only, whose candidate pool is at hand): "mmr" (at
+        the chosen lambda), "calibrated" (categories calibrated to each user's history),
+        "novelty" (self-information boost), "filtered" (business filters only).
+      calibration_lambda: Weight of the calibration term (0..1) of "calibrated".
+      novelty_beta: Weight of the novelty bonus of "novelty".
+      exclude_categories: Business filter: categories never recommended by the variants.
+      exclude_items: Business filter: item ids never recommended by the variants.
       batch_size: Users scored (or requested) at once.
       ips: Inverse-propensity weighting of the IPS metrics.
       baseline: Baseline hyperparameters.
@@ -44,6 +52,11 @@ class EvaluateConfig:
     light_max: int = 10
     head_share: float = 0.2
     tail_share: float = 0.2
+    rerank_variants: tuple[str, ...] = ("mmr", "calibrated", "novelty")
+    calibration_lambda: float = 0.5
+    novelty_beta: float = 0.3
+    exclude_categories: tuple[str, ...] = ()
+    exclude_items: tuple[str, ...] = ()
     batch_size: int = 512
     ips: IPSConfig = IPSConfig()
     baseline: BaselineConfig = BaselineConfig()
@@ -65,6 +78,12 @@ class EvaluateConfig:
             raise ValueError(
                 f"evaluate.lambdas={list(self.lambdas)}: values in [0, 1], including 0 (the "
                 "accuracy reference)"
+            )
+        unknown = sorted(set(self.rerank_variants) - {"mmr", "calibrated", "novelty", "filtered"})
+        if unknown:
+            raise ValueError(
+                f"evaluate.rerank_variants: unknown {unknown}; choose from mmr, calibrated, "
+                "novelty, filtered"
             )
         for name in (self.sweep_accuracy, self.sweep_diversity):
             if "@" not in name or not name.rsplit("@", 1)[1].isdigit():

@@ -113,24 +113,32 @@ def _auc(scorer, eval_set: protocol.EvalSet, config: EvaluateConfig) -> float:
 
 def _segments(
     top: np.ndarray, eval_set: protocol.EvalSet, config: EvaluateConfig, item_labels: np.ndarray
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Per user segment (by distinct training items) recall and NDCG at the smallest cut-off,
+    and per item segment the recall of its relevant items and its share of the lists; with
+    the number of users behind each row."""
     k = min(config.ks)
     users = segments.user_segments(
         np.array([len(e) for e in eval_set.exclude]), light_max=config.light_max
     )
     table = segments.breakdown(
-        lambda t, r: {
-            name: value
-            for name, value in metrics.accuracy_metrics(t, r, [k]).items()
-            if name in (f"recall@{k}", f"ndcg@{k}", "users_evaluated")
-        },
-        top, eval_set.relevant, users,
-    )  # fmt: skip
+        lambda t, r: metrics.accuracy_metrics(t, r, [k]), top, eval_set.relevant, users
+    )
+    counts = {label: int(values["users_evaluated"]) for label, values in table.items()}
+    table = {label: {n: v[n] for n in (f"recall@{k}", f"ndcg@{k}")} for label, v in table.items()}
     for label, values in segments.item_segment_breakdown(
         top, eval_set.relevant, item_labels, [k]
     ).items():
+        counts[f"items_{label}"] = int(values.pop("users"))
         table[f"items_{label}"] = values
-    return table
+    return table, counts
+
+
+def _diversity(points: list[dict], config: EvaluateConfig) -> str:
+    """The sweep's diversity metric (categories when the model has no text vectors)."""
+    if config.sweep_diversity in points[0]:
+        return config.sweep_diversity
+    return f"ild_categories@{config.sweep_k}"
 
 
 def run_evaluation(
@@ -199,6 +207,10 @@ def run_evaluation(
         counted = {key: table[name].pop(key) for key in ("users_evaluated", "users_skipped")}
         if name in aucs:
             table[name]["auc"] = aucs[name]
+    if keras_model is not None:
+        from evaluation.ratings import rating_metrics
+
+        table[MODEL].update(rating_metrics(keras_model, layout, model.history_length))
 
     sweep_k = config.sweep_k
 
@@ -219,19 +231,36 @@ def run_evaluation(
                 model.call, eval_set, sweep_k, lam, config.batch_size)[0])}
             for lam in config.lambdas
         ]  # fmt: skip
-    diversity = config.sweep_diversity
-    if diversity not in points[0]:
-        diversity = f"ild_categories@{sweep_k}"
+    if pool is not None and config.rerank_variants:
+        from evaluation.rerank import ItemSideData
+        from evaluation.variants import rerank_variants
+
+        side = ItemSideData(item_ids=list(catalog.ids), embeddings=model.item_embeddings,
+                            categories=categories, popularity=eval_set.popularity)  # fmt: skip
+        chosen_now = choose_lambda(points, config.sweep_accuracy, _diversity(points, config),
+                                   config.max_accuracy_loss)[0]  # fmt: skip
+        for name, top in rerank_variants(pool, relevance, eval_set, side, config,
+                                         chosen_now).items():  # fmt: skip
+            lists[name] = top
+            table[name] = _system_metrics(top, eval_set, config, categories,
+                                          model.text_vectors, popular_top, weights)  # fmt: skip
+            for key in ("users_evaluated", "users_skipped"):
+                table[name].pop(key)
+    diversity = _diversity(points, config)
     chosen, curve = choose_lambda(points, config.sweep_accuracy, diversity,
                                   config.max_accuracy_loss)  # fmt: skip
     curve = [{"lambda": p["mmr_lambda"], config.sweep_accuracy: p[config.sweep_accuracy],
               diversity: p[diversity]} for p in curve]  # fmt: skip
 
+    segment_tables = {
+        name: _segments(top, eval_set, config, item_labels) for name, top in lists.items()
+    }
     return EvaluationReport(
         meta={
             "data_dir": data_dir, "split": "eval", "model": model.name or run_dir,
             "ks": list(config.ks), "users": len(eval_set.users), "items": len(catalog.ids),
             **counted,
+            "segment_users": segment_tables[MODEL][1],
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "config": dataclasses.asdict(config),
         },
@@ -244,7 +273,5 @@ def run_evaluation(
             for name, top in lists.items()
         },
         training_popularity=eval_set.popularity.tolist(),
-        segments={
-            name: _segments(top, eval_set, config, item_labels) for name, top in lists.items()
-        },
+        segments={name: broken[0] for name, broken in segment_tables.items()},
     )  # fmt: skip

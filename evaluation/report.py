@@ -23,7 +23,7 @@ from typing import Any
 MODEL = "model"
 """The system name of the evaluated model; every other system in `metrics` is a baseline."""
 
-LOWER_IS_BETTER = frozenset({"gini", "mean_popularity", "popularity_percentile"})
+LOWER_IS_BETTER = frozenset({"gini", "mean_popularity", "popularity_percentile", "rmse", "mae"})
 """Metric names (without the `@k` suffix) where a smaller value is better."""
 
 Table = dict[str, dict[str, float | None]]

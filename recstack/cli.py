@@ -196,6 +196,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     evaluate_command(args)
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from evaluation.bench_quality import print_result, run_bench
+
+    print_result(run_bench(args.workdir, args.config, args.movielens, not args.skip_cold_start))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from pipeline.demo import run_demo
 
@@ -355,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the evaluate: section, e.g. --set ks=[10,100] "
                    "--set baselines=[popularity,itemknn]")  # fmt: skip
     p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("bench", help="benchmarks: `quality` (the full table vs baselines)")
+    p.add_argument("suite", choices=("quality",))
+    p.add_argument("--workdir", default="bench_quality", help="data, runs and the report")
+    p.add_argument("--movielens", default="",
+                   help="a MovieLens-format directory (ml-100k, ml-1m, ml-25m/latest CSV) "
+                   "instead of generated data")  # fmt: skip
+    p.add_argument("--skip-cold-start", action="store_true",
+                   help="skip the cold-start mode (two more trainings)")  # fmt: skip
+    p.set_defaults(run=_bench)
 
     p = sub.add_parser("tensorboard", help="TensorBoard over a pipeline run (or training run)")
     p.add_argument("--run-dir", required=True,

@@ -162,6 +162,8 @@ def test_itemknn_beats_random_on_tiny_data(tiny):
     knn = evaluate(baselines.build_baseline("itemknn", layout, eval_set, config), eval_set, [10])
     rand = evaluate(baselines.build_baseline("random", layout, eval_set, config), eval_set, [10])
     assert knn["recall@10"] > 2 * rand["recall@10"], (knn, rand)
+    popularity = baselines.build_baseline("popularity", layout, eval_set)(np.array([0, 1]))
+    np.testing.assert_array_equal(popularity, [eval_set.popularity] * 2)
 
 
 @pytest.mark.slow

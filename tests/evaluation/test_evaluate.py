@@ -24,7 +24,7 @@ from trainer import evaluation as protocol
 pytestmark = pytest.mark.slow
 
 CONFIG = EvaluateConfig(ks=(5, 10), baselines=("popularity",), pool_size=20,
-                        lambdas=(0.0, 0.5, 1.0))  # fmt: skip
+                        lambdas=(0.0, 0.5, 1.0), rerank_variants=())  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,12 @@ def test_cli_writes_json_html_and_tensorboard(data_dir, exported, tmp_path, caps
     printed = capsys.readouterr().out
     assert "recall@10" in printed and "itemknn" in printed and "MMR lambda chosen" in printed
     report = json.load(open(os.path.join(out, "report.json")))
-    assert set(report["metrics"]) == {"model", "popularity", "itemknn"}
+    assert set(report["metrics"]) == {"model", "popularity", "itemknn", "model+mmr",
+                                      "model+calibrated", "model+novelty"}  # fmt: skip
+    # MMR at lambda 0 keeps the model's order: the sweep's first point is the model itself.
+    first = report["lambda_curve"][0]
+    assert first["lambda"] == 0.0
+    assert first["ndcg@10"] == pytest.approx(report["metrics"]["model"]["ndcg@10"])
     html = open(os.path.join(out, "report.html")).read()
     assert "<img" in html and "data:image/png;base64," in html
     assert os.listdir(os.path.join(out, "tensorboard"))
