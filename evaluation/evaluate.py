@@ -112,22 +112,34 @@ def _auc(scorer, eval_set: protocol.EvalSet, config: EvaluateConfig) -> float:
 
 
 def _segments(
-    top: np.ndarray, eval_set: protocol.EvalSet, config: EvaluateConfig, item_labels: np.ndarray
+    top: np.ndarray,
+    eval_set: protocol.EvalSet,
+    config: EvaluateConfig,
+    item_labels: np.ndarray,
+    categories: Sequence[Sequence[str]],
 ) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
-    """Per user segment (by distinct training items) recall and NDCG at the smallest cut-off,
-    and per item segment the recall of its relevant items and its share of the lists; with
-    the number of users behind each row."""
-    k = min(config.ks)
+    """Per user segment (by distinct training items): recall and NDCG at every cut-off, and at
+    the smallest one hit rate, novelty, category diversity, mean popularity and coverage; per
+    item segment: the recall of its relevant items and its share of the lists at every
+    cut-off. With the number of users behind each row."""
+    ks, k = list(config.ks), min(config.ks)
     users = segments.user_segments(
         np.array([len(e) for e in eval_set.exclude]), light_max=config.light_max
     )
-    table = segments.breakdown(
-        lambda t, r: metrics.accuracy_metrics(t, r, [k]), top, eval_set.relevant, users
-    )
-    counts = {label: int(values["users_evaluated"]) for label, values in table.items()}
-    table = {label: {n: v[n] for n in (f"recall@{k}", f"ndcg@{k}")} for label, v in table.items()}
+    kept = {*(f"{m}@{c}" for m in ("recall", "ndcg") for c in ks), f"hit_rate@{k}",
+            f"novelty@{k}", f"ild_categories@{k}", f"mean_popularity@{k}", f"coverage@{k}",
+            "users_evaluated"}  # fmt: skip
+
+    def user_metrics(rows_top: np.ndarray, relevant: list[set[int]]) -> dict[str, float]:
+        values = metrics.accuracy_metrics(rows_top, relevant, ks)
+        values.update(beyond.beyond_accuracy_metrics(
+            rows_top, eval_set.popularity, [k], item_categories=categories))  # fmt: skip
+        return {name: value for name, value in values.items() if name in kept}
+
+    table = segments.breakdown(user_metrics, top, eval_set.relevant, users)
+    counts = {label: int(values.pop("users_evaluated")) for label, values in table.items()}
     for label, values in segments.item_segment_breakdown(
-        top, eval_set.relevant, item_labels, [k]
+        top, eval_set.relevant, item_labels, ks
     ).items():
         counts[f"items_{label}"] = int(values.pop("users"))
         table[f"items_{label}"] = values
@@ -253,7 +265,8 @@ def run_evaluation(
               diversity: p[diversity]} for p in curve]  # fmt: skip
 
     segment_tables = {
-        name: _segments(top, eval_set, config, item_labels) for name, top in lists.items()
+        name: _segments(top, eval_set, config, item_labels, categories)
+        for name, top in lists.items()
     }
     return EvaluationReport(
         meta={

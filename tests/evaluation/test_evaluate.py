@@ -71,6 +71,15 @@ def test_run_metrics_match_the_trainers_protocol(data_dir, exported):
     assert [p["lambda"] for p in report.lambda_curve] == [0.0, 0.5, 1.0]
     assert report.chosen_lambda in (0.0, 0.5, 1.0)
     assert set(report.segments["model"]) >= {"items_head", "items_tail"}
+    # The user segments partition the users: their recall, weighted by their users, is the
+    # overall recall.
+    counts = report.meta["segment_users"]
+    user_segments = [s for s in ("new", "light", "heavy") if s in counts]
+    assert sum(counts[s] for s in user_segments) == report.meta["users_evaluated"]
+    weighted = sum(report.segments["model"][s]["recall@10"] * counts[s] for s in user_segments)
+    assert weighted / report.meta["users_evaluated"] == pytest.approx(
+        report.metrics["model"]["recall@10"]
+    )
 
 
 def test_server_answers_equal_the_in_process_model(data_dir, exported):
