@@ -8,11 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from beam_jobs.config import IngestConfig
-from beam_jobs.ingest import run_ingest
 from evaluation import baselines, recipe
 from recstack import features as F
-from recstack import synthetic
 from trainer.evaluation import EvalSet, build_eval_set, evaluate
 from trainer.retrieval_metrics import top_k_excluding
 
@@ -140,18 +137,9 @@ def test_benchmark_shim_still_imports():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """(layout, eval set) of a tiny ingested data directory (150 users, 80 items)."""
-    root = tmp_path_factory.mktemp("baselines_data")
-    config = synthetic.SyntheticConfig(
-        num_users=150, num_items=80, num_topics=4, mean_events_per_user=20, seed=5
-    )
-    paths = synthetic.write(synthetic.generate(config), str(root / "raw"))
-    run_ingest(
-        IngestConfig(), paths["interactions"], paths["items"], str(root / "data"),
-        ["--direct_running_mode=in_memory"],
-    )  # fmt: skip
-    layout = F.DataLayout(str(root / "data"))
+def tiny(data_dir):
+    """(layout, eval set) of the shared tiny ingested data directory (150 users, 80 items)."""
+    layout = F.DataLayout(data_dir)
     return layout, build_eval_set(layout)
 
 

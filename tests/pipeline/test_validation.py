@@ -317,23 +317,12 @@ def test_tfrecords_with_a_new_event_and_an_impossible_hour(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
-    """A tiny real ingestion (as tests/trainer's data_dir) and its statistics."""
-    from beam_jobs.config import IngestConfig
-    from beam_jobs.ingest import run_ingest
-    from recstack import synthetic
-
-    root = tmp_path_factory.mktemp("ingested")
-    config = synthetic.SyntheticConfig(
-        num_users=60, num_items=40, num_topics=3, mean_events_per_user=10, seed=3
-    )
-    paths = synthetic.write(synthetic.generate(config), str(root / "raw"))
-    data_dir = str(root / "data")
-    run_ingest(IngestConfig(), paths["interactions"], paths["items"], data_dir, IN_MEMORY)
-    return data_dir, compute_statistics(data_dir, str(root / "stats"), IN_MEMORY)
+def ingested(data_dir, tmp_path_factory):
+    """The shared tiny ingestion (tests/conftest.py) and its statistics."""
+    stats_dir = str(tmp_path_factory.mktemp("ingested") / "stats")
+    return data_dir, compute_statistics(data_dir, stats_dir, IN_MEMORY)
 
 
-@pytest.mark.slow
 def test_real_ingestion_statistics_match_stats_json_and_validate_clean(ingested):
     data_dir, stats = ingested
     ingest, train = stats["ingest"], stats["splits"]["train"]
