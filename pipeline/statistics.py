@@ -13,8 +13,10 @@ message class); only the driver-side file and summary helpers do.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import heapq
+import itertools
 import json
 import math
 import os
@@ -24,6 +26,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.examples import _example_class
 from beam_jobs.ingest import pipeline_options
@@ -184,10 +187,27 @@ class TopValuesFn(beam.CombineFn):
                 "top_values": [{"value": v, "count": c} for v, c in top]}  # fmt: skip
 
 
-def _string_values(example: dict[str, tuple[str, list[Any]]]) -> Iterable[tuple[str, str]]:
-    for name, (kind, values) in example.items():
-        if kind == KIND_BYTES:
-            yield from ((name, value) for value in values)
+class CountStringsInBundle(beam.DoFn):
+    """Parsed examples -> `((feature, value), count)` per distinct string value of each bundle.
+
+    Counting inside the bundle first (a list feature such as the history holds ~20 values per
+    example) sends one element per distinct value instead of one per value through the
+    shuffle; `CombinePerKey(sum)` then adds the bundles' counts, so the totals stay exact.
+    """
+
+    def start_bundle(self) -> None:
+        self._counts: collections.Counter = collections.Counter()
+
+    def process(self, example: dict[str, tuple[str, list[Any]]]) -> Iterable:
+        for name, (kind, values) in example.items():
+            if kind == KIND_BYTES:
+                self._counts.update(zip(itertools.repeat(name), values))
+        return ()
+
+    def finish_bundle(self) -> Iterable:
+        for pair in self._counts.items():
+            yield GlobalWindows.windowed_value(pair)
+        self._counts = collections.Counter()
 
 
 def _key_by_feature(feature_value: tuple[str, str], count: int) -> tuple[str, tuple[str, int]]:
@@ -224,8 +244,8 @@ class ComputeSplitStatistics(beam.PTransform):
         summary = examples | "SummarizeFeatures" >> beam.CombineGlobally(FeatureStatsFn())
         strings = (
             examples
-            | "ExtractStrings" >> beam.FlatMap(_string_values)
-            | "CountStrings" >> beam.combiners.Count.PerElement()
+            | "CountStringsInBundles" >> beam.ParDo(CountStringsInBundle())
+            | "CountStrings" >> beam.CombinePerKey(sum)
             | "KeyByFeature" >> beam.MapTuple(_key_by_feature)
             | "TopStrings" >> beam.CombinePerKey(TopValuesFn(self._top_k))
         )
