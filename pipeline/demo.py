@@ -24,6 +24,7 @@ import time
 import urllib.request
 from collections import Counter
 
+from pipeline.evaluator import BEYOND_METRICS
 from recstack import features as F
 from recstack.config import DEFAULT_CONFIG, load_section
 
@@ -192,10 +193,17 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
         print(f"\nserver stopped (exit code {code}); its log: {server_log}")
 
     print("\n=== [4/4] metrics on the eval split (full catalog, training items excluded)")
+    beyond = {name: report.metrics["model"].pop(name) for name in BEYOND_METRICS}
+    popular = {name: report.metrics["popularity"].pop(name) for name in BEYOND_METRICS}
     for name, model in report.metrics["model"].items():
         baseline = report.metrics["popularity"][name]
         print(f"  {name:<10} model {model:.4f}   popularity baseline {baseline:.4f}   "
               f"lift x{model / baseline if baseline else float('inf'):.2f}")  # fmt: skip
+    print(
+        "  beyond accuracy of the top 10 (model vs popularity): "
+        + ", ".join(f"{n} {beyond[n]:.3g} vs {popular[n]:.3g}" for n in BEYOND_METRICS)
+    )
+    print("  (recstack evaluate --data DIR --run-dir RUN: the full report vs more baselines)")
     print(f"\nTensorBoard (ingest statistics, training, evaluation, blessing): "
           f"recstack tensorboard --run-dir {run.run_dir}")  # fmt: skip
     timings = ", ".join(f"{name} {sec:.0f} s" for name, sec in report.seconds.items())

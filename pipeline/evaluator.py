@@ -25,6 +25,8 @@ from recstack import features as F
 from trainer import evaluation
 
 log = logging.getLogger(__name__)
+#: Beyond-accuracy figures reported with the accuracy metrics (at the smallest cut-off).
+BEYOND_METRICS = ("coverage", "gini", "novelty", "mean_popularity")
 
 
 def evaluate_run(
@@ -41,7 +43,9 @@ def evaluate_run(
         on one split.
 
     Returns:
-      `{name: value}` for `trainer.evaluation.metric_names(ks)`.
+      `{name: value}` for `trainer.evaluation.metric_names(ks)`, plus the beyond-accuracy
+      figures of the top `min(ks)` lists (`BEYOND_METRICS`: coverage, exposure Gini, novelty,
+      mean popularity).
     """
     from trainer.train import restore_model
 
@@ -54,7 +58,18 @@ def evaluate_run(
     scorer = evaluation.embedding_scorer(
         model.embed_queries(eval_set.queries), model.embed_items(eval_set.corpus_ids)
     )
-    return evaluation.evaluate(scorer, eval_set, ks)
+    return {**evaluation.evaluate(scorer, eval_set, ks), **beyond_accuracy(scorer, eval_set, ks)}
+
+
+def beyond_accuracy(scorer, eval_set: evaluation.EvalSet, ks: Sequence[int]) -> dict[str, float]:
+    """`BEYOND_METRICS` at `min(ks)` of a scorer's lists (`evaluation.beyond`)."""
+    from evaluation.beyond import beyond_accuracy_metrics
+    from evaluation.sources import lists_from_scorer
+
+    k = min(ks)
+    top = lists_from_scorer(scorer, eval_set, k)[0]
+    values = beyond_accuracy_metrics(top, eval_set.popularity, [k])
+    return {name: values[f"{name}@{k}"] for name in BEYOND_METRICS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +132,9 @@ def evaluate_models(
         blessed = evaluate_run(os.path.join(baseline_uri, RUN_SUBDIR), layout, ks, eval_sets)
         log.info("blessed %s: %s", baseline_uri, blessed)
     eval_set = next(iter(eval_sets.values()))
-    popularity = evaluation.evaluate(evaluation.popularity_scorer(eval_set), eval_set, ks)
+    popularity_scorer = evaluation.popularity_scorer(eval_set)
+    popularity = {**evaluation.evaluate(popularity_scorer, eval_set, ks),
+                  **beyond_accuracy(popularity_scorer, eval_set, ks)}  # fmt: skip
     verdict = decide(candidate, blessed, popularity, config)
     return {
         "metric": config.metric,

@@ -20,10 +20,10 @@ def _stage_line(stage: str, info: dict) -> str:
 def format_evaluation(evaluation: dict) -> list[str]:
     """Lines comparing the candidate with the blessed model and popularity, per metric."""
     blessed = evaluation.get("blessed_model") or {}
-    lines = [f"  {'metric':<10} {'candidate':>9} {'blessed':>9} {'popularity':>10}"]
+    lines = [f"  {'metric':<15} {'candidate':>9} {'blessed':>9} {'popularity':>10}"]
     for name, value in evaluation["candidate"].items():
         old = f"{blessed[name]:9.4f}" if name in blessed else f"{'-':>9}"
-        lines.append(f"  {name:<10} {value:9.4f} {old} {evaluation['popularity'][name]:10.4f}")
+        lines.append(f"  {name:<15} {value:9.4f} {old} {evaluation['popularity'][name]:10.4f}")
     verdict = "BLESSED" if evaluation["blessed"] else "NOT BLESSED"
     lines.append(f"  {verdict} on {evaluation['metric']}:")
     lines += [f"    {reason}" for reason in evaluation["reasons"]]

@@ -77,7 +77,8 @@ def run_example_gen(
 
 def run_statistics_gen(examples: str, beam_args_json: str, output: str) -> dict:
     """StatisticsGen: per-split feature statistics of the examples, plus TensorBoard logs."""
-    from pipeline.statistics import compute_statistics, write_statistics_summaries
+    from pipeline.statistics import compute_statistics
+    from pipeline.statistics_summaries import write_statistics_summaries
 
     beam_args = json.loads(beam_args_json)
     if not any(a.startswith(("--runner", "--direct_running_mode")) for a in beam_args):

@@ -3,64 +3,52 @@
 Against the schema (`pipeline.schema`): missing required features, unexpected features, type
 changes, values out of range, value counts out of range, unseen categories, empty splits.
 Against ingest's stats.json: the dead-letter share. Against a baseline (the statistics and
-data directory of the run that trained the serving model): drift of the event mix, of item
-popularity and of its Gini coefficient, and the share of interactions by new users and items.
-Every description names the value, the threshold and the config key or the fix.
+data directory of the run that trained the serving model; `pipeline.drift`): drift of the
+event mix, of item popularity and of its Gini coefficient, and the share of interactions by
+new users and items. Every description names the value, the threshold and the config key or
+the fix. The anomaly kinds, severities and the `Anomaly` record come from `pipeline.anomalies`
+and are importable from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline import fs
+from pipeline.anomalies import (
+    DEAD_LETTERS,
+    EMPTY_SPLIT,
+    ERROR,
+    INGEST,
+    KINDS,
+    MISSING_FEATURE,
+    MISSING_SPLIT,
+    OUT_OF_RANGE,
+    SEVERITIES,
+    TYPE_CHANGE,
+    UNEXPECTED_FEATURE,
+    UNSEEN_CATEGORY,
+    VALUE_COUNT,
+    WARNING,
+    Anomaly,
+    Findings,
+)
+
+# Re-exported (redundant aliases): the whole anomaly vocabulary stays importable from here.
+from pipeline.anomalies import EVENT_DRIFT as EVENT_DRIFT
+from pipeline.anomalies import GINI_DRIFT as GINI_DRIFT
+from pipeline.anomalies import INFO as INFO
+from pipeline.anomalies import NEW_ITEMS as NEW_ITEMS
+from pipeline.anomalies import NEW_USERS as NEW_USERS
+from pipeline.anomalies import POPULARITY_DRIFT as POPULARITY_DRIFT
+from pipeline.drift import check_drift, check_new_ids
 from pipeline.fs import write_json
 from pipeline.schema import format_number
 from recstack import features as F
 
-ERROR, WARNING, INFO = "error", "warning", "info"
-#: Severities, most severe first; "info" notes expected change below a threshold.
-SEVERITIES = (ERROR, WARNING, INFO)
-#: Anomaly kinds (the names `ValidationConfig.warn_only` takes).
-MISSING_FEATURE = "missing_feature"
-UNEXPECTED_FEATURE = "unexpected_feature"
-TYPE_CHANGE = "type_change"
-OUT_OF_RANGE = "out_of_range"
-VALUE_COUNT = "value_count"
-UNSEEN_CATEGORY = "unseen_category"
-EMPTY_SPLIT = "empty_split"
-MISSING_SPLIT = "missing_split"
-DEAD_LETTERS = "dead_letters"
-EVENT_DRIFT = "event_drift"
-POPULARITY_DRIFT = "popularity_drift"
-GINI_DRIFT = "gini_drift"
-NEW_ITEMS = "new_items"
-NEW_USERS = "new_users"
-KINDS = (
-    MISSING_FEATURE,
-    UNEXPECTED_FEATURE,
-    TYPE_CHANGE,
-    OUT_OF_RANGE,
-    VALUE_COUNT,
-    UNSEEN_CATEGORY,
-    EMPTY_SPLIT,
-    MISSING_SPLIT,
-    DEAD_LETTERS,
-    EVENT_DRIFT,
-    POPULARITY_DRIFT,
-    GINI_DRIFT,
-    NEW_ITEMS,
-    NEW_USERS,
-)
-#: The `Anomaly.split` of findings about the whole ingestion (stats.json).
-INGEST = "ingest"
 #: Splits that must hold examples; eval and test fall back to train's schema.
 REQUIRED_SPLITS = ("train", "eval")
-#: Thresholds that are not shares (printed as numbers, the others as percentages).
-_UNITLESS = ("popularity_drift_threshold", "gini_drift_threshold")
-_OTHER = "\x00other"  # The bucket of values beyond the top values; no id starts with NUL.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,29 +87,6 @@ class ValidationConfig:
             raise ValueError(f"validation.warn_only has unknown kinds {unknown}; use {list(KINDS)}")
 
 
-@dataclasses.dataclass(frozen=True)
-class Anomaly:
-    """One finding of the validator.
-
-    Attributes:
-      split: Split name, or `INGEST` for findings about the ingestion as a whole.
-      feature: Feature (or stats.json key) concerned; None for a whole split.
-      kind: One of `KINDS`.
-      severity: One of `SEVERITIES`.
-      description: Readable sentence naming the value, the threshold and the fix.
-      value: The measured number (a share, a distance, a bound), None where there is none.
-      threshold: The limit `value` crossed, None where there is none.
-    """
-
-    split: str
-    feature: str | None
-    kind: str
-    severity: str
-    description: str
-    value: float | None = None
-    threshold: float | None = None
-
-
 class SevereAnomaliesError(RuntimeError):
     """Raised when validation found errors; the message is the `format_anomalies` report."""
 
@@ -134,78 +99,8 @@ class SevereAnomaliesError(RuntimeError):
         self.anomalies = [] if is_report else list(anomalies)
 
 
-def top_value_distribution(strings: dict[str, Any]) -> dict[str, float]:
-    """Returns the shares of a string feature's top values plus an "other" bucket holding
-    the values beyond them, from a statistics `bytes` entry ({} for no values)."""
-    total = strings["total_count"]
-    if not total:
-        return {}
-    shares = {top["value"]: top["count"] / total for top in strings["top_values"]}
-    rest = total - sum(top["count"] for top in strings["top_values"])
-    return {**shares, _OTHER: rest / total} if rest else shares
-
-
-def linf_distance(p: dict[str, float], q: dict[str, float]) -> float:
-    """Largest absolute difference of two distributions over the union of their keys."""
-    return max((abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q)), default=0.0)
-
-
-def js_divergence(p: dict[str, float], q: dict[str, float]) -> float:
-    """Jensen-Shannon divergence, base 2: 0 for equal, 1 for disjoint distributions."""
-
-    def kl_to_mean(a: dict[str, float], b: dict[str, float]) -> float:
-        return sum(v * math.log2(2 * v / (v + b.get(k, 0.0))) for k, v in a.items() if v > 0)
-
-    return 0.5 * kl_to_mean(p, q) + 0.5 * kl_to_mean(q, p)
-
-
-class _Findings:
-    """Collects anomalies; downgrades the config's `warn_only` kinds to warnings."""
-
-    def __init__(self, config: ValidationConfig) -> None:
-        self.config = config
-        self.anomalies: list[Anomaly] = []
-
-    def add(
-        self,
-        split: str,
-        feature: str | None,
-        kind: str,
-        text: str,
-        severity: str = ERROR,
-        value: float | None = None,
-        threshold: float | None = None,
-    ) -> None:
-        """Adds an anomaly, its description prefixed with where it is ("train: feature
-        'event' ...", "eval: the split ...")."""
-        if severity == ERROR and kind in self.config.warn_only:
-            severity, text = WARNING, f"{text} [warning only: validation.warn_only]"
-        where = f"feature {feature!r} " if feature else "the split "
-        text = f"{split}: {'' if split == INGEST else where}{text}"
-        self.anomalies.append(Anomaly(split, feature, kind, severity, text, value, threshold))
-
-    def limit(
-        self,
-        split: str,
-        feature: str | None,
-        kind: str,
-        text: str,
-        value: float,
-        key: str,
-        below: str | None = None,
-    ) -> None:
-        """An error when `value` exceeds the config's `key`; severity `below` for a positive
-        value within it (None: nothing)."""
-        threshold = getattr(self.config, key)
-        shown = f"{threshold:.3f}" if key in _UNITLESS else f"{threshold:.1%}"
-        text = f"{text}; threshold {shown} (validation.{key})"
-        severity = ERROR if value > threshold else below if value > 0 else None
-        if severity:
-            self.add(split, feature, kind, text, severity, value, threshold)
-
-
 def _check_presence(
-    found: _Findings, split: str, name: str, schema: dict, stats: dict | None, num_examples: int
+    found: Findings, split: str, name: str, schema: dict, stats: dict | None, num_examples: int
 ) -> None:
     presence = stats["num_present"] / num_examples if stats else 0.0
     required = schema["presence"]["min_fraction"]
@@ -217,7 +112,7 @@ def _check_presence(
         found.add(split, name, MISSING_FEATURE, text, value=presence, threshold=required)
 
 
-def _check_values(found: _Findings, split: str, name: str, schema: dict, stats: dict) -> None:
+def _check_values(found: Findings, split: str, name: str, schema: dict, stats: dict) -> None:
     for kind, count in stats["kinds"].items():
         if kind != schema["type"]:
             text = (
@@ -248,7 +143,7 @@ def _check_values(found: _Findings, split: str, name: str, schema: dict, stats: 
             found.add(split, name, OUT_OF_RANGE, text, value=numeric[end], threshold=bounds[end])
 
 
-def _check_domain(found: _Findings, split: str, name: str, schema: dict, stats: dict) -> None:
+def _check_domain(found: Findings, split: str, name: str, schema: dict, stats: dict) -> None:
     domain, strings = schema.get("string_domain"), stats.get("bytes")
     if domain is None or not strings or not strings["total_count"]:
         return
@@ -260,7 +155,7 @@ def _check_domain(found: _Findings, split: str, name: str, schema: dict, stats: 
     found.limit(split, name, UNSEEN_CATEGORY, text, share, key, below=WARNING)
 
 
-def _check_split(found: _Findings, split: str, stats: dict[str, Any], schema: dict) -> None:
+def _check_split(found: Findings, split: str, stats: dict[str, Any], schema: dict) -> None:
     num_examples = stats["num_examples"]
     if not num_examples:
         if split in REQUIRED_SPLITS:
@@ -287,7 +182,7 @@ def _check_split(found: _Findings, split: str, stats: dict[str, Any], schema: di
         found.add(split, name, UNEXPECTED_FEATURE, text, WARNING)
 
 
-def _check_dead_letters(found: _Findings, ingest: dict[str, Any]) -> None:
+def _check_dead_letters(found: Findings, ingest: dict[str, Any]) -> None:
     sources = (
         (F.STAT_DEAD_LETTERS, F.STAT_ROWS_WRITTEN, "interaction rows"),
         (F.STAT_CATALOG_DEAD_LETTERS, F.STAT_CATALOG_ITEMS, "catalog rows"),
@@ -304,56 +199,6 @@ def _check_dead_letters(found: _Findings, ingest: dict[str, Any]) -> None:
                 "(dead_letters-*.jsonl give the reasons)"
             )
             found.limit(INGEST, key, DEAD_LETTERS, text, dead / total, "max_dead_letter_fraction")
-
-
-def _train_strings(statistics: dict[str, Any], feature: str) -> dict[str, Any] | None:
-    return statistics["splits"].get("train", {}).get("features", {}).get(feature, {}).get("bytes")
-
-
-def _check_drift(found: _Findings, current: dict[str, Any], baseline: dict[str, Any]) -> None:
-    now, base = _train_strings(current, F.EVENT), _train_strings(baseline, F.EVENT)
-    if now and base:
-        p, q = top_value_distribution(now), top_value_distribution(base)
-        distance = linf_distance(p, q)
-        moved = max(set(p) | set(q), key=lambda k: (abs(p.get(k, 0.0) - q.get(k, 0.0)), k))
-        text = (
-            f"distribution moved by {distance:.1%} (L-infinity) from the baseline's; most for "
-            f"{moved!r}: {q.get(moved, 0.0):.1%} -> {p.get(moved, 0.0):.1%}"
-        )
-        found.limit("train", F.EVENT, EVENT_DRIFT, text, distance, "event_drift_threshold")
-    now, base = _train_strings(current, F.ITEM_ID), _train_strings(baseline, F.ITEM_ID)
-    if now and base:
-        js = js_divergence(top_value_distribution(now), top_value_distribution(base))
-        text = f"popularity moved from the baseline's: Jensen-Shannon divergence {js:.3f} (base 2)"
-        found.limit("train", F.ITEM_ID, POPULARITY_DRIFT, text, js, "popularity_drift_threshold")
-    now = current.get(INGEST, {}).get(F.STAT_ITEM_GINI)
-    base = baseline.get(INGEST, {}).get(F.STAT_ITEM_GINI)
-    if now is not None and base is not None:
-        text = f"item popularity Gini moved from {base:.3f} to {now:.3f}"
-        found.limit(
-            INGEST, F.STAT_ITEM_GINI, GINI_DRIFT, text, abs(now - base), "gini_drift_threshold"
-        )
-
-
-def _read_vocabulary(path: str) -> dict[str, int]:
-    if not fs.exists(path):
-        raise FileNotFoundError(f"{path} does not exist; pass ingested data directories")
-    with fs.open_file(path) as f:
-        return dict(F.parse_vocabulary_line(line)[:2] for line in f if line.strip())
-
-
-def _check_new_ids(found: _Findings, data_dir: str, baseline_data_dir: str) -> None:
-    current, baseline = F.DataLayout(data_dir), F.DataLayout(baseline_data_dir)
-    for kind, feature, vocab, key in (
-        (NEW_ITEMS, F.ITEM_ID, "item_vocab", "max_new_item_fraction"),
-        (NEW_USERS, F.USER_ID, "user_vocab", "max_new_user_fraction"),
-    ):
-        counts = _read_vocabulary(getattr(current, vocab))
-        known = _read_vocabulary(getattr(baseline, vocab))
-        new = [count for token, count in counts.items() if token not in known]
-        share = sum(new) / max(sum(counts.values()), 1)
-        text = f"has {len(new)} ids unknown to the baseline, in {share:.1%} of train interactions"
-        found.limit("train", feature, kind, text, share, key, below=INFO)
 
 
 def validate(
@@ -381,7 +226,7 @@ def validate(
     Raises:
       FileNotFoundError: a vocabulary file is missing.
     """
-    found = _Findings(config)
+    found = Findings(config)
     _check_dead_letters(found, statistics.get(INGEST, {}))
     for split, split_stats in statistics["splits"].items():
         _check_split(found, split, split_stats, schema)
@@ -389,9 +234,9 @@ def validate(
         text = "is in the schema but has no files; check ExampleGen's inputs (the users table?)"
         found.add(split, None, MISSING_SPLIT, text, WARNING)
     if baseline_statistics is not None:
-        _check_drift(found, statistics, baseline_statistics)
+        check_drift(found, statistics, baseline_statistics)
     if data_dir and baseline_data_dir:
-        _check_new_ids(found, data_dir, baseline_data_dir)
+        check_new_ids(found, data_dir, baseline_data_dir)
     return sorted(found.anomalies, key=lambda a: SEVERITIES.index(a.severity))
 
 

@@ -100,6 +100,12 @@ def test_first_run_pushes_version_1_with_lineage(space):
     assert set(manifest["tensorboard"]) == {"statistics", "training", "evaluation"}
     assert manifest["evaluation"]["blessed"] is True
     assert manifest["evaluation"]["blessed_model"] is None
+    # Beyond accuracy beside it: popularity's lists are, user by user, the most popular items
+    # a list can hold, so no model's mean popularity exceeds them.
+    evaluation = manifest["evaluation"]
+    assert 0 < evaluation["candidate"]["coverage"] <= 1
+    popular = evaluation["popularity"]["mean_popularity"]
+    assert evaluation["candidate"]["mean_popularity"] <= popular
 
 
 def test_rerun_with_nothing_changed_uses_the_cache_and_pushes_nothing(space):

@@ -56,9 +56,9 @@ def test_format_run_shows_stages_evaluation_and_push():
         "  ExampleGen        cached (inputs, config and code unchanged)",
         "  Trainer           ran",
         "  Pusher            skipped",
-        "  metric     candidate   blessed popularity",
-        "  recall@10     0.2500    0.2000     0.1000",
-        "  mrr           0.1250         -     0.0500",
+        "  metric          candidate   blessed popularity",
+        "  recall@10          0.2500    0.2000     0.1000",
+        "  mrr                0.1250         -     0.0500",
         "  BLESSED on recall@10:",
         "    pass: recall@10 0.2500 >= blessed 0.2000 x (1 - 0.00)",
         "pushed version 3 to /srv/models",
@@ -77,7 +77,7 @@ def test_format_run_of_a_first_run_not_blessed():
     evaluation = {**EVALUATION, "blessed_model": None, "blessed": False,
                   "reasons": ["FAIL: recall@50 0.0100 >= threshold 0.0500"]}  # fmt: skip
     lines = format_run(result(evaluation=evaluation)).splitlines()
-    assert "  recall@10     0.2500         -     0.1000" in lines
+    assert "  recall@10          0.2500         -     0.1000" in lines
     assert "  NOT BLESSED on recall@10:" in lines
     assert "    FAIL: recall@50 0.0100 >= threshold 0.0500" in lines
     assert "nothing pushed" in lines

@@ -12,13 +12,10 @@ from pipeline.statistics import (
     FeatureStatsFn,
     TopValuesFn,
     compute_statistics,
-    feature_table,
     parse_example,
     read_json,
-    write_statistics_summaries,
 )
 from recstack import features as F
-from trainer.tensorboard_events import read_scalars, read_tags
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -190,21 +187,3 @@ def test_top_values_trim_while_merging_stays_exact():
 def _serialized(row):
     features = {name: _feature(value) for name, value in row.items()}
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
-
-
-def test_summaries_show_split_sizes_dead_letters_and_feature_tables(computed, tmp_path):
-    write_statistics_summaries(computed[0], str(tmp_path))
-    scalars = read_scalars(str(tmp_path))["."]
-    assert scalars["statistics/num_examples/train"] == [(0, 5.0)]
-    assert scalars["ingest/dead_letter_share"] == [(0, pytest.approx(0.3))]
-    assert scalars["ingest/item_popularity_gini"] == [(0, pytest.approx(0.25))]
-    assert {"statistics/features/train", "statistics/features/items"} <= read_tags(str(tmp_path))[
-        "."
-    ]
-
-
-def test_feature_table_is_markdown_with_a_row_per_feature(computed):
-    table = feature_table(computed[0]["splits"]["train"]).splitlines()
-    assert table[0].startswith("| feature | kind | present")
-    assert len(table) == 2 + len(TRAIN[0]) and table[2].startswith("| event | bytes | 100.0% | 1-1")
-    assert any(line.startswith("| mixed | bytes/int | 80.0% |") for line in table)

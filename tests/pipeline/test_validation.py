@@ -2,10 +2,8 @@
 real tiny ingestion."""
 
 import json
-import math
 import os
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -17,8 +15,6 @@ from pipeline.validation import (
     SevereAnomaliesError,
     ValidationConfig,
     format_anomalies,
-    js_divergence,
-    top_value_distribution,
     validate,
     write_anomalies,
 )
@@ -174,77 +170,25 @@ def test_high_dead_letter_shares():
     assert [a.feature for a in found] == [F.STAT_DEAD_LETTERS, F.STAT_CATALOG_DEAD_LETTERS]
 
 
-def test_shifted_event_distribution():
-    stats = baseline_stats()
-    train_features(stats)["event"] = strings({"view": 30, "click": 30, "purchase": 40})
-    (anomaly,) = validate(stats, SCHEMA, CONFIG, baseline_statistics=baseline_stats())
-    assert (anomaly.kind, anomaly.threshold) == (V.EVENT_DRIFT, 0.1)
-    assert anomaly.value == pytest.approx(0.2)  # view 0.5 -> 0.3 and purchase 0.2 -> 0.4
-    assert "most for 'view': 50.0% -> 30.0%" in anomaly.description
-
-
-def _js_by_entropies(p, q):
-    def entropy(x):
-        x = x[x > 0]
-        return float(-(x * np.log2(x)).sum())
-
-    return entropy((p + q) / 2) - (entropy(p) + entropy(q)) / 2
-
-
-def test_shifted_popularity_distribution():
-    stats = baseline_stats()
-    train_features(stats)["item_id"] = strings({"i4": 40, "i3": 30, "i2": 20, "i1": 10})
-    expected = _js_by_entropies(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.4, 0.3, 0.2, 0.1]))
-    assert 0.1 < expected < 0.2  # below the default threshold
-    assert validate(stats, SCHEMA, CONFIG, baseline_statistics=baseline_stats()) == []
-    strict = ValidationConfig(popularity_drift_threshold=0.1)
-    (anomaly,) = validate(stats, SCHEMA, strict, baseline_statistics=baseline_stats())
-    assert anomaly.kind == V.POPULARITY_DRIFT and anomaly.value == pytest.approx(expected)
-    assert f"Jensen-Shannon divergence {expected:.3f} (base 2); threshold 0.100" in (
-        anomaly.description
-    )
-    train_features(stats)["item_id"] = strings({"i7": 60, "i8": 40})  # a new set of hits
-    (anomaly,) = validate(stats, SCHEMA, CONFIG, baseline_statistics=baseline_stats())
-    assert anomaly.value == pytest.approx(1.0)
-
-
-def test_distributions_keep_an_other_bucket_and_js_is_bounded():
-    dist = top_value_distribution({"total_count": 10, "top_values": [{"value": "a", "count": 6}]})
-    assert sorted(dist.values()) == [0.4, 0.6] and dist["a"] == 0.6
-    assert js_divergence({"a": 1.0}, {"b": 1.0}) == pytest.approx(1.0)
-    assert js_divergence({"a": 0.5, "b": 0.5}, {"b": 0.5, "a": 0.5}) == 0.0
-    p, q = {"a": 0.2, "b": 0.8}, {"a": 0.6, "b": 0.3, "c": 0.1}
-    expected = _js_by_entropies(np.array([0.2, 0.8, 0.0]), np.array([0.6, 0.3, 0.1]))
-    assert js_divergence(p, q) == pytest.approx(expected) and not math.isnan(expected)
-
-
-def test_gini_drift():
-    stats = baseline_stats()
-    stats["ingest"][F.STAT_ITEM_GINI] = 0.45
-    (anomaly,) = validate(stats, SCHEMA, CONFIG, baseline_statistics=baseline_stats())
-    assert anomaly.kind == V.GINI_DRIFT and anomaly.value == pytest.approx(0.15)
-    assert "moved from 0.300 to 0.450; threshold 0.100" in anomaly.description
-
-
 def _write_vocab(data_dir, name, counts):
     os.makedirs(data_dir, exist_ok=True)
     with open(os.path.join(data_dir, name), "w") as f:
         f.writelines(F.format_vocabulary_line(t, n, 0) for t, n in counts.items())
 
 
-def test_new_item_share_above_threshold_is_an_error_new_users_below_are_info(tmp_path):
+def test_baseline_statistics_and_data_dirs_enable_the_drift_and_new_id_checks(tmp_path):
+    """The checks themselves are tested in test_drift.py."""
+    stats = baseline_stats()
+    stats["ingest"][F.STAT_ITEM_GINI] = 0.45
+    assert validate(stats, SCHEMA, CONFIG) == []
+    (anomaly,) = validate(stats, SCHEMA, CONFIG, baseline_statistics=baseline_stats())
+    assert anomaly.kind == V.GINI_DRIFT
     base, now = str(tmp_path / "base"), str(tmp_path / "now")
-    _write_vocab(base, F.ITEM_VOCAB_FILE, {"i1": 5, "i2": 5})
-    _write_vocab(now, F.ITEM_VOCAB_FILE, {"i1": 10, "i5": 30, "i6": 60})
-    _write_vocab(base, F.USER_VOCAB_FILE, {"u1": 1, "u2": 1})
-    _write_vocab(now, F.USER_VOCAB_FILE, {"u1": 90, "u3": 10})
+    for data_dir, ids in ((base, ["a"]), (now, ["a", "b", "c"])):
+        _write_vocab(data_dir, F.ITEM_VOCAB_FILE, dict.fromkeys(ids, 10))
+        _write_vocab(data_dir, F.USER_VOCAB_FILE, {"u1": 10})
     found = validate(baseline_stats(), SCHEMA, CONFIG, data_dir=now, baseline_data_dir=base)
-    items, users = only(found, V.NEW_ITEMS), only(found, V.NEW_USERS)
-    assert (items.severity, items.value, items.threshold) == (V.ERROR, 0.9, 0.5)
-    assert "has 2 ids unknown to the baseline, in 90.0% of train interactions" in items.description
-    assert (users.severity, users.value) == (V.INFO, 0.1)
-    with pytest.raises(FileNotFoundError, match=F.ITEM_VOCAB_FILE):
-        validate(baseline_stats(), SCHEMA, CONFIG, data_dir=now, baseline_data_dir=str(tmp_path))
+    assert [(a.kind, a.severity) for a in found] == [(V.NEW_ITEMS, V.ERROR)]
 
 
 def test_report_json_and_error(tmp_path):
