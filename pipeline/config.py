@@ -147,7 +147,7 @@ STAGE_SECTIONS = {
     "train": "trainer.config.TrainConfig",
     "export": "trainer.export.ExportConfig",
     "evaluator": "pipeline.config.EvaluatorConfig",
-    "vertex": "pipeline.vertex.VertexConfig",
+    "vertex": "pipeline.vertex_config.VertexConfig",
 }
 
 

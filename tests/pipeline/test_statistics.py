@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.statistics import (
-    STATISTICS_FILE,
-    FeatureStatsFn,
-    TopValuesFn,
-    compute_statistics,
-    parse_example,
-    read_json,
-)
+from pipeline.statistics import STATISTICS_FILE, compute_statistics, parse_example, read_json
+from pipeline.statistics_combiners import FeatureStatsFn, TopValuesFn
 from recstack import features as F
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
