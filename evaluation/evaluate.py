@@ -82,9 +82,11 @@ def _system_metrics(
     text_vectors: np.ndarray | None,
     popular_top: np.ndarray,
     weights: np.ndarray,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Every metric of one system's lists, and the evaluated and skipped user counts."""
     ks = list(config.ks)
     values = metrics.accuracy_metrics(top, eval_set.relevant, ks)
+    counts = {key: int(values.pop(key)) for key in ("users_evaluated", "users_skipped")}
     values.update(
         beyond.beyond_accuracy_metrics(
             top,
@@ -97,7 +99,7 @@ def _system_metrics(
         )  # fmt: skip
     )
     values.update(ips.ips_metrics(top, eval_set.relevant, weights, ks))
-    return values
+    return values, counts
 
 
 def _auc(scorer, eval_set: protocol.EvalSet, config: EvaluateConfig) -> float:
@@ -214,9 +216,9 @@ def run_evaluation(
 
     table, counted = {}, {}
     for name in [MODEL, *config.baselines]:
-        table[name] = _system_metrics(lists[name], eval_set, config, categories,
-                                      model.text_vectors, popular_top, weights)  # fmt: skip
-        counted = {key: table[name].pop(key) for key in ("users_evaluated", "users_skipped")}
+        table[name], counted = _system_metrics(
+            lists[name], eval_set, config, categories, model.text_vectors, popular_top, weights
+        )
         if name in aucs:
             table[name]["auc"] = aucs[name]
     if keras_model is not None:
@@ -243,24 +245,20 @@ def run_evaluation(
                 model.call, eval_set, sweep_k, lam, config.batch_size)[0])}
             for lam in config.lambdas
         ]  # fmt: skip
+    diversity = _diversity(points, config)
+    chosen, curve = choose_lambda(points, config.sweep_accuracy, diversity,
+                                  config.max_accuracy_loss)  # fmt: skip
     if pool is not None and config.rerank_variants:
         from evaluation.rerank import ItemSideData
         from evaluation.variants import rerank_variants
 
         side = ItemSideData(item_ids=list(catalog.ids), embeddings=model.item_embeddings,
                             categories=categories, popularity=eval_set.popularity)  # fmt: skip
-        chosen_now = choose_lambda(points, config.sweep_accuracy, _diversity(points, config),
-                                   config.max_accuracy_loss)[0]  # fmt: skip
         for name, top in rerank_variants(pool, relevance, eval_set, side, config,
-                                         chosen_now).items():  # fmt: skip
+                                         chosen).items():  # fmt: skip
             lists[name] = top
             table[name] = _system_metrics(top, eval_set, config, categories,
-                                          model.text_vectors, popular_top, weights)  # fmt: skip
-            for key in ("users_evaluated", "users_skipped"):
-                table[name].pop(key)
-    diversity = _diversity(points, config)
-    chosen, curve = choose_lambda(points, config.sweep_accuracy, diversity,
-                                  config.max_accuracy_loss)  # fmt: skip
+                                          model.text_vectors, popular_top, weights)[0]  # fmt: skip
     curve = [{"lambda": p["mmr_lambda"], config.sweep_accuracy: p[config.sweep_accuracy],
               diversity: p[diversity]} for p in curve]  # fmt: skip
 

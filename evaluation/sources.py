@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from recstack import features as F
+from recstack import fs
 from trainer.evaluation import EvalSet
 from trainer.retrieval_metrics import top_k_excluding
 
@@ -132,10 +133,10 @@ def newest_version(model_base: str) -> str:
     """`model_base` itself when it is a version directory, else its newest numeric version."""
     if os.path.exists(os.path.join(model_base, "saved_model.pb")):
         return model_base
-    versions = [int(v) for v in os.listdir(model_base) if v.isdigit()]
+    versions = fs.versions(model_base)
     if not versions:
         raise FileNotFoundError(f"{model_base} has no saved_model.pb and no version directory")
-    return os.path.join(model_base, str(max(versions)))
+    return os.path.join(model_base, str(versions[-1]))
 
 
 def check_history_splits(version_dir: str, split: str) -> None:

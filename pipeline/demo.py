@@ -115,12 +115,15 @@ class DemoReport:
       stats: The ingest job's stats.json.
       seconds: Wall-clock seconds per stage, in order (generate, pipeline, serve).
       run: The pipeline run (`pipeline.local_runner.RunResult`).
+      beyond: `{"model": ..., "popularity": ...}` of `pipeline.evaluator.BEYOND_METRICS`
+        (coverage, exposure Gini, novelty, mean popularity of the top 10).
     """
 
     metrics: dict[str, dict[str, float]]
     stats: dict
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     run: object = None
+    beyond: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     @contextlib.contextmanager
     def stage(self, step: int, name: str, text: str):
@@ -173,7 +176,10 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
         examples = run.manifest["stages"]["ExampleGen"]["artifacts"]["examples"]
         report.stats = json.load(open(F.DataLayout(examples).stats, encoding="utf-8"))
         evaluation = run.evaluation
-        report.metrics = {"model": evaluation["candidate"], "popularity": evaluation["popularity"]}
+        for key, system in (("model", "candidate"), ("popularity", "popularity")):
+            values = evaluation[system]
+            report.metrics[key] = {n: v for n, v in values.items() if n not in BEYOND_METRICS}
+            report.beyond[key] = {n: values[n] for n in BEYOND_METRICS}
     server_log = os.path.join(workdir, "server.log")
     with report.stage(3, "serve", "serve the pushed models over gRPC (TensorFlow Serving API), "
                       "ask the recommender"):  # fmt: skip
@@ -193,8 +199,7 @@ def run_demo(workdir: str, config: str | None = None) -> DemoReport:
         print(f"\nserver stopped (exit code {code}); its log: {server_log}")
 
     print("\n=== [4/4] metrics on the eval split (full catalog, training items excluded)")
-    beyond = {name: report.metrics["model"].pop(name) for name in BEYOND_METRICS}
-    popular = {name: report.metrics["popularity"].pop(name) for name in BEYOND_METRICS}
+    beyond, popular = report.beyond["model"], report.beyond["popularity"]
     for name, model in report.metrics["model"].items():
         baseline = report.metrics["popularity"][name]
         print(f"  {name:<10} model {model:.4f}   popularity baseline {baseline:.4f}   "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pipeline import fs
 from pipeline.anomalies import (
     EVENT_DRIFT,
     GINI_DRIFT,
@@ -21,6 +20,7 @@ from pipeline.anomalies import (
     Findings,
 )
 from recstack import features as F
+from recstack import fs
 
 _OTHER = "\x00other"  # The bucket of values beyond the top values; no id starts with NUL.
 

@@ -58,18 +58,21 @@ def evaluate_run(
     scorer = evaluation.embedding_scorer(
         model.embed_queries(eval_set.queries), model.embed_items(eval_set.corpus_ids)
     )
-    return {**evaluation.evaluate(scorer, eval_set, ks), **beyond_accuracy(scorer, eval_set, ks)}
+    return scorer_metrics(scorer, eval_set, ks)
 
 
-def beyond_accuracy(scorer, eval_set: evaluation.EvalSet, ks: Sequence[int]) -> dict[str, float]:
-    """`BEYOND_METRICS` at `min(ks)` of a scorer's lists (`evaluation.beyond`)."""
+def scorer_metrics(scorer, eval_set: evaluation.EvalSet, ks: Sequence[int]) -> dict[str, float]:
+    """Accuracy (`trainer.evaluation.metric_names(ks)`) and `BEYOND_METRICS` at `min(ks)`
+    (`evaluation.beyond`) of one scoring pass over the eval users."""
     from evaluation.beyond import beyond_accuracy_metrics
-    from evaluation.sources import lists_from_scorer
 
+    top = evaluation.top_lists(scorer, eval_set, max(ks))
     k = min(ks)
-    top = lists_from_scorer(scorer, eval_set, k)[0]
-    values = beyond_accuracy_metrics(top, eval_set.popularity, [k])
-    return {name: values[f"{name}@{k}"] for name in BEYOND_METRICS}
+    beyond = beyond_accuracy_metrics(top[:, :k], eval_set.popularity, [k])
+    return {
+        **evaluation.metrics_of(top, eval_set, ks),
+        **{name: beyond[f"{name}@{k}"] for name in BEYOND_METRICS},
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +135,7 @@ def evaluate_models(
         blessed = evaluate_run(os.path.join(baseline_uri, RUN_SUBDIR), layout, ks, eval_sets)
         log.info("blessed %s: %s", baseline_uri, blessed)
     eval_set = next(iter(eval_sets.values()))
-    popularity_scorer = evaluation.popularity_scorer(eval_set)
-    popularity = {**evaluation.evaluate(popularity_scorer, eval_set, ks),
-                  **beyond_accuracy(popularity_scorer, eval_set, ks)}  # fmt: skip
+    popularity = scorer_metrics(evaluation.popularity_scorer(eval_set), eval_set, ks)
     verdict = decide(candidate, blessed, popularity, config)
     return {
         "metric": config.metric,

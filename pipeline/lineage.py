@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline import fs
+from recstack import fs
 
 #: Packages whose source makes up the code version.
 PACKAGES = ("recstack", "beam_jobs", "trainer", "serving", "pipeline", "evaluation")

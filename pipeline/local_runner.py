@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from pipeline.artifacts import (
 )
 from pipeline.config import PipelineSettings
 from pipeline.definition import LOCAL, OUTPUT_STAGES, STAGE_TASKS, create_pipeline, static_key
+from recstack import fs
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ _TASK_NAME = re.compile(r"[Tt]ask '?([a-z0-9-]+)'?")
 
 class _TaskTimer(logging.Filter):
     """Wall-clock seconds of each kfp task, read from kfp.local's log records ("Executing
-    task 'x'", "Task 'x' finished with status ...", "Task x cache hit") on the root logger.
+    task 'x'", "Task 'x' finished with status ...") on the root logger.
 
     A filter, not a handler: kfp.local replaces the root logger's handlers while it runs.
     """
@@ -47,7 +47,6 @@ class _TaskTimer(logging.Filter):
         super().__init__()
         self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
-        self.cache_hits: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(record.msg))
@@ -59,8 +58,6 @@ class _TaskTimer(logging.Filter):
             self.started[task] = record.created
         elif "finished with status" in text and task in self.started:
             self.seconds[task] = record.created - self.started[task]
-        elif "cache hit" in text:
-            self.cache_hits.add(task)
         return True
 
 
@@ -158,10 +155,8 @@ def _task_dirs(run_dir: str) -> dict[str, str]:
 
 
 def _read(path: str) -> Any:
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON artifact file, or None when the step did not write it."""
+    return fs.read_json(path) if fs.exists(path) else None
 
 
 def _manifest(

@@ -14,9 +14,9 @@ import os
 import time
 from typing import Any
 
-from pipeline import fs
 from pipeline.artifacts import SERVING_SUBDIR
 from recstack import features as F
+from recstack import fs
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,9 @@ def exported_versions(model_uri: str) -> dict[str, str]:
     found = {}
     for name in F.SERVED_MODELS:
         base = os.path.join(model_uri, SERVING_SUBDIR, name)
-        if not fs.isdir(base):
-            continue
-        versions = [int(v) for v in fs.listdir(base) if v.isdigit()]
+        versions = fs.versions(base)
         if versions:
-            found[name] = os.path.join(base, str(max(versions)))
+            found[name] = os.path.join(base, str(versions[-1]))
     if not found:
         raise FileNotFoundError(f"{model_uri} holds no exported model under {SERVING_SUBDIR}/")
     return found

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pipeline.fs import read_json, write_json
 from recstack import features as F
+from recstack.fs import read_json, write_json
 
 SCHEMA_VERSION = 1
 

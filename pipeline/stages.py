@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from pipeline import fs, lineage, state
+from pipeline import lineage, state
 from pipeline.artifacts import (
     ANOMALIES_FILE,
     BLESSED_FILE,
@@ -28,6 +28,7 @@ from pipeline.artifacts import (
     TENSORBOARD_SUBDIR,
 )
 from recstack import config as config_lib
+from recstack import fs
 
 log = logging.getLogger(__name__)
 
@@ -228,17 +229,17 @@ def run_pusher(
     if not fs.exists(os.path.join(blessing, BLESSED_FILE)):
         raise ValueError(f"{model} is not blessed ({blessing}); refusing to push it")
     previous = state.pushed_version(state_dir, model)
-    record = json.loads(lineage_json)
-    record["inputs_key"] = state.inputs_key(record["static_key"], record["data_fingerprint"])
-    record.pop("config", None)  # In the version's lineage file, not in the state.
+    lineage = json.loads(lineage_json)
+    lineage["inputs_key"] = state.inputs_key(lineage["static_key"], lineage["data_fingerprint"])
+    # The whole config goes into the version's lineage file, not into the state.
+    record = {key: value for key, value in lineage.items() if key != "config"}
     if previous is not None:
         result = {"version": previous, "models": {}, "already_pushed": True}
         log.info("%s is already serving as version %d; nothing to push", model, previous)
     else:
         evaluation = fs.read_json(os.path.join(blessing, EVALUATION_FILE))
         result = push(model, serving_model_dir,
-                      {**json.loads(lineage_json), "inputs_key": record["inputs_key"],
-                       "model_uri": model, "examples_uri": examples,
+                      {**lineage, "model_uri": model, "examples_uri": examples,
                        "statistics_uri": statistics, "evaluation": evaluation})  # fmt: skip
         state.append_record(state_dir, {**record, "model_uri": model, "examples_uri": examples,
                                         "statistics_uri": statistics,

@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from pipeline import fs
+from recstack import fs
 
 STATE_FILE = "blessed_models.json"
 

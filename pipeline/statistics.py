@@ -25,7 +25,6 @@ from apache_beam.io.filesystem import CompressionTypes
 
 from beam_jobs.examples import _example_class
 from beam_jobs.ingest import pipeline_options
-from pipeline.fs import read_json, write_json  # noqa: F401  (read_json re-exported)
 from pipeline.statistics_combiners import (
     KIND_BYTES,
     KIND_FLOAT,
@@ -35,6 +34,7 @@ from pipeline.statistics_combiners import (
     TopValuesFn,
 )
 from recstack import features as F
+from recstack.fs import read_json, write_json  # noqa: F401  (read_json re-exported)
 
 STATISTICS_FILE = "statistics.json"
 #: Splits read when their files exist; train and eval are required.

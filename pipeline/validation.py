@@ -43,9 +43,9 @@ from pipeline.anomalies import NEW_ITEMS as NEW_ITEMS
 from pipeline.anomalies import NEW_USERS as NEW_USERS
 from pipeline.anomalies import POPULARITY_DRIFT as POPULARITY_DRIFT
 from pipeline.drift import check_drift, check_new_ids
-from pipeline.fs import write_json
 from pipeline.schema import format_number
 from recstack import features as F
+from recstack.fs import write_json
 
 #: Splits that must hold examples; eval and test fall back to train's schema.
 REQUIRED_SPLITS = ("train", "eval")

@@ -118,14 +118,29 @@ def evaluate(
     Returns:
       `{name: value}` for `metric_names(ks)`.
     """
-    k = min(max(ks), len(eval_set.corpus_ids))
+    return metrics_of(top_lists(score_batch, eval_set, max(ks), batch_size), eval_set, ks)
+
+
+def top_lists(
+    score_batch: Callable[[np.ndarray], np.ndarray],
+    eval_set: EvalSet,
+    k: int,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """`[num_users, min(k, num_items)]` corpus indices of each evaluated user's best-scored
+    items, never their training items (-1 where too few items are left)."""
+    k = min(k, len(eval_set.corpus_ids))
     tops = []
     for start in range(0, len(eval_set.users), batch_size):
         rows = np.arange(start, min(start + batch_size, len(eval_set.users)))
         tops.append(top_k_excluding(score_batch(rows), [eval_set.exclude[r] for r in rows], k))
-    if not tops:
+    return np.concatenate(tops) if tops else np.zeros((0, k), np.int64)
+
+
+def metrics_of(top: np.ndarray, eval_set: EvalSet, ks: Sequence[int]) -> dict[str, float]:
+    """`metric_names(ks)` of `top_lists` output (0 for every metric when there are no users)."""
+    if not len(top):
         return dict.fromkeys(metric_names(ks), 0.0)
-    top = np.concatenate(tops)
     if top.shape[1] < max(ks):  # A corpus smaller than the largest cut-off.
         top = np.pad(top, ((0, 0), (0, max(ks) - top.shape[1])), constant_values=-1)
     recall = recall_at_k(top, eval_set.relevant, ks)

@@ -28,6 +28,7 @@ import scann  # noqa: F401  (registers the ScaNN ops the index needs)
 import tensorflow as tf
 
 from recstack import features as F
+from recstack import fs
 from serving.warmup import write_warmup_requests
 from trainer import files
 from trainer.candidate_index import CandidateIndex
@@ -150,15 +151,6 @@ class ExportConfig:
         }
 
 
-def next_version(model_dir: str) -> int:
-    """1 + the highest numeric version under `model_dir` (1 when there is none)."""
-    if not tf.io.gfile.isdir(model_dir):
-        return 1
-    versions = [int(name.strip("/")) for name in tf.io.gfile.listdir(model_dir)
-                if name.strip("/").isdigit()]  # fmt: skip
-    return max(versions, default=0) + 1
-
-
 def _index_recall(
     index: CandidateIndex, queries: np.ndarray, embeddings: np.ndarray, k: int
 ) -> float:
@@ -248,7 +240,7 @@ def export_models(run_dir: str, base_path: str, config: ExportConfig) -> dict[st
             "export.num_reordering_candidates, lower export.dimensions_per_block, or use "
             "export.index: brute_force"
         )
-    version = max(next_version(os.path.join(base_path, name)) for name in config.models)
+    version = max(fs.next_version(os.path.join(base_path, name)) for name in config.models)
     metadata = {
         "version": version,
         "run_dir": run_dir,

@@ -3,6 +3,7 @@ ones.
 
 Every pipeline step is a fresh process; the light ones (fingerprint, resolver, schema,
 validation, push) would spend most of their time importing TensorFlow just for `tf.io.gfile`.
+Model base paths (`<model>/<version>/`) are listed here too, for export, push and evaluation.
 Local paths (including Vertex AI's `/gcs/` mount) use the standard library; URLs go through
 `tf.io.gfile`, imported on first use.
 """
@@ -109,8 +110,13 @@ def copy_tree(source: str, target: str) -> None:
             gfile.copy(os.path.join(directory, name), os.path.join(destination, name), True)
 
 
+def versions(model_dir: str) -> list[int]:
+    """The numeric version directories under `model_dir`, ascending ([] when it is missing)."""
+    if not isdir(model_dir):
+        return []
+    return sorted(int(name) for name in listdir(model_dir) if name.isdigit())
+
+
 def next_version(model_dir: str) -> int:
     """1 + the highest numeric version directory under `model_dir` (1 when there is none)."""
-    if not isdir(model_dir):
-        return 1
-    return max((int(n) for n in listdir(model_dir) if n.isdigit()), default=0) + 1
+    return max(versions(model_dir), default=0) + 1
